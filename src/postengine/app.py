@@ -1,0 +1,191 @@
+"""`create_app(settings)` → the FastAPI application. The lifespan owns the database engines, the
+rate-limit store, the providers, the storage and the background loops."""
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from anyio import CapacityLimiter
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from postengine import migrate
+from postengine.auth.authenticator import Authenticator
+from postengine.auth.endpoints import router as auth_router
+from postengine.config import Settings
+from postengine.context import AppContext
+from postengine.db import Database
+from postengine.envelope import error_response
+from postengine.errors import ApiError, MethodNotAllowed, NotFound, ValidationFailed
+from postengine.generation import service as generation_service
+from postengine.generation.endpoints import router as generation_router
+from postengine.generation.models import ImageModel
+from postengine.generation.providers import ImageProvider
+from postengine.generation.providers.registry import build_providers
+from postengine.kit.clock import Clock, SystemClock
+from postengine.media.cdn import router as cdn_router
+from postengine.media.storage import LocalStorage, MediaStorage
+from postengine.middleware import RequestContextMiddleware
+from postengine.ratelimit.store import MemoryRateLimitStore, RateLimitStore
+
+log = logging.getLogger("postengine.app")
+
+API_DESCRIPTION = """\
+AI image generation for social media. Generate an image from a prompt, pay for it with AI credits,
+find it in your media library, and attach it to posts.
+
+Every response is an envelope `{data, error, meta}`. Authenticate with
+`Authorization: Bearer pe_live_…`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    rate_limits: RateLimitStore | None = None,
+    providers: dict[ImageModel, list[ImageProvider]] | None = None,
+    storage: MediaStorage | None = None,
+    background: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        try:
+            await _prepare_schema(settings, db)
+            cpu = CapacityLimiter(max(1, os.cpu_count() or 1))
+            ctx = AppContext(
+                settings=settings,
+                db=db,
+                clock=clock,
+                authenticator=Authenticator(
+                    db, settings.secret, settings.auth_epoch_path, settings.auth_cache_seconds, clock
+                ),
+                rate_limits=rate_limits or MemoryRateLimitStore(clock),
+                providers=providers or build_providers(settings.providers, cpu),
+                storage=storage or LocalStorage(settings.media_root),
+                cpu=cpu,
+            )
+            app.state.ctx = ctx
+            tasks = []
+            if background:
+                tasks = [
+                    asyncio.create_task(_every(5.0, ctx.authenticator.flush_last_used)),
+                    asyncio.create_task(_every(30.0, lambda: generation_service.sweep_expired(ctx))),
+                ]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await ctx.authenticator.flush_last_used()
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="postengine",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.include_router(auth_router, prefix="/api/v1")
+    app.include_router(generation_router, prefix="/api/v1")
+    app.include_router(cdn_router)
+    _install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    _install_openapi(app)
+    return app
+
+
+async def _prepare_schema(settings: Settings, db: Database) -> None:
+    """Embedded mode: apply pending migrations on start. PostgreSQL: refuse to run on an old schema
+    (migrations there are an explicit step: `postengine db upgrade`)."""
+    if settings.is_sqlite:
+        await migrate.upgrade(db)
+        return
+    missing = await migrate.pending(db)
+    if missing:
+        raise RuntimeError(
+            f"the database schema is behind ({len(missing)} pending migrations); run `postengine db upgrade`"
+        )
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:
+            log.exception("background job failed; retrying in %s s", seconds)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(request, exc.status, exc.body(), exc.headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error: ApiError
+        if exc.status_code == 404:
+            error = NotFound(f"No such route: {request.method} {request.url.path}")
+        elif exc.status_code == 405:
+            error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
+        else:
+            error = ApiError(str(exc.detail))
+            error.status = exc.status_code  # type: ignore[misc]
+        return error_response(request, exc.status_code, error.body(), dict(exc.headers or {}))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = []
+        for err in exc.errors():
+            loc = [
+                str(part) for part in err.get("loc", ()) if part not in ("query", "path", "header", "body")
+            ]
+            field = ".".join(loc) or "request"
+            errors.append({"field": field, "message": f"{field}: {err.get('msg', 'invalid value')}"})
+        failed = ValidationFailed(errors)
+        return error_response(request, failed.status, failed.body())
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """FastAPI documents a 422 on every endpoint; we never send one (validation errors are 400)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+        schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+        schema["components"].setdefault("securitySchemes", {})["bearerAuth"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "pe_live_ followed by 32 hex characters",
+        }
+        schema["security"] = [{"bearerAuth": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

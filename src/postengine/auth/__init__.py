@@ -1,0 +1,1 @@
+"""API keys, scopes and the authenticated caller (API.md §2)."""

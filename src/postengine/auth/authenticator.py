@@ -1,0 +1,117 @@
+"""Turning an `Authorization` header into a `Caller`, without a database query per request.
+
+Lookups are cached by keyed hash for `ttl` seconds. Revocation is still immediate: every command
+that changes keys replaces the *auth epoch* file next to the database, and each authentication
+compares that file's identity (one `stat`, about a microsecond) with the one the cache was built
+under; when it differs the cache is dropped. The CLI on another machine than the server (possible
+only with PostgreSQL) does not reach that file; there the cache TTL bounds how long a revoked key
+keeps working, until a shared store carries the epoch (scale-out issue).
+"""
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from postengine.auth import keys
+from postengine.auth.scopes import Scope, parse_scopes
+from postengine.db import Database
+from postengine.errors import Unauthorized
+from postengine.kit.clock import Clock, to_datetime
+
+MISSING_KEY = "Missing API key. Send it as: Authorization: Bearer pe_live_…"
+INVALID_KEY = "Invalid or expired API key"
+_MAX_CACHED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key_id: str
+    org_id: str
+    key_name: str
+    key_prefix: str
+    scopes: frozenset[Scope]
+    created_at: datetime
+    expires_at: datetime | None
+
+
+def bump_epoch(path: Path) -> None:
+    """Tell every server sharing this data directory that keys changed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(str(time.time_ns()), encoding="ascii")
+    os.replace(tmp, path)  # a new inode each time, so the identity always changes
+
+
+def _epoch(path: Path) -> tuple[int, int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class Authenticator:
+    def __init__(
+        self, database: Database, secret_key: bytes, epoch_path: Path, ttl: float, clock: Clock
+    ) -> None:
+        self._db = database
+        self._secret_key = secret_key
+        self._epoch_path = epoch_path
+        self._ttl = ttl
+        self._clock = clock
+        self._epoch = _epoch(epoch_path)
+        self._cache: dict[str, tuple[Caller | None, float]] = {}
+        self.last_used: dict[str, datetime] = {}  # key id → time, flushed to the database in batches
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        if not authorization:
+            raise Unauthorized(MISSING_KEY)
+        scheme, _, secret = authorization.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not keys.KEY_PATTERN.fullmatch(secret):
+            raise Unauthorized(INVALID_KEY)
+        key_hash = keys.hash_key(self._secret_key, secret)
+
+        epoch = _epoch(self._epoch_path)
+        if epoch != self._epoch:
+            self._cache.clear()
+            self._epoch = epoch
+        now_mono = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and now_mono - cached[1] < self._ttl:
+            caller = cached[0]
+        else:
+            caller = await self._load(key_hash)
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[key_hash] = (caller, now_mono)
+
+        now = to_datetime(self._clock.time())
+        if caller is None or (caller.expires_at is not None and caller.expires_at <= now):
+            raise Unauthorized(INVALID_KEY)
+        self.last_used[caller.key_id] = now
+        return caller
+
+    async def _load(self, key_hash: str) -> Caller | None:
+        async with self._db.read() as session:
+            key = await keys.find_by_hash(session, key_hash)
+        if key is None or key.revoked_at is not None:
+            return None
+        return Caller(
+            key_id=key.id,
+            org_id=key.org_id,
+            key_name=key.name,
+            key_prefix=key.key_prefix,
+            scopes=parse_scopes(key.scopes),
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+        )
+
+    async def flush_last_used(self) -> None:
+        if not self.last_used:
+            return
+        pending, self.last_used = self.last_used, {}
+        async with self._db.write() as session:
+            await keys.record_last_used(session, pending)

@@ -1,0 +1,101 @@
+"""`GET /me`: introspection of the calling key (API.md §2.1)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import select
+from starlette.requests import Request
+
+from postengine.auth.dependencies import AnyCaller
+from postengine.auth.scopes import format_scopes
+from postengine.context import get_ctx
+from postengine.credits import service as credits
+from postengine.credits.plans import PLANS, Plan
+from postengine.envelope import EnvelopeResponse, ok
+from postengine.errors import Unauthorized
+from postengine.kit.clock import iso, to_datetime
+from postengine.models import CreditAccount, Organization
+from postengine.openapi import envelope_of, error_responses
+from postengine.ratelimit.rules import RULES, RateLimitScope
+
+router = APIRouter(tags=["Authentication"])
+
+
+class MeResponse(BaseModel):
+    api_key: dict[str, Any]
+    scopes: list[str]
+    organization: dict[str, Any]
+    quota: dict[str, Any]
+    rate_limits: list[dict[str, Any]]
+
+
+@router.get(
+    "/me",
+    summary="Introspect the calling API key",
+    response_model=envelope_of(MeResponse),
+    responses=error_responses(401, 429),
+)
+async def me(request: Request, caller: AnyCaller) -> EnvelopeResponse:
+    ctx = get_ctx(request)
+    now = to_datetime(ctx.clock.time())
+    async with ctx.db.read() as session:
+        row = (
+            await session.execute(
+                select(Organization, CreditAccount)
+                .join(CreditAccount, CreditAccount.org_id == Organization.id)
+                .where(Organization.id == caller.org_id)
+            )
+        ).first()
+    if row is None:
+        raise Unauthorized("Invalid or expired API key")
+    org, account = row
+    plan = Plan(org.plan)
+    limits = PLANS[plan]
+    balance = credits.project(account, plan, now)
+    states = []
+    for scope in (RateLimitScope.API, RateLimitScope.POSTS, RateLimitScope.AI):
+        for state in await ctx.rate_limits.peek(caller.key_id, RULES[scope]):
+            states.append(
+                {
+                    "scope": str(scope),
+                    "limit": state.window.limit,
+                    "window_seconds": state.window.seconds,
+                    "remaining": state.remaining,
+                    "reset": int(state.reset_at),
+                }
+            )
+    scopes = format_scopes(caller.scopes).split(",")
+    data = {
+        "api_key": {
+            "id": caller.key_id,
+            "key_prefix": caller.key_prefix,
+            "name": caller.key_name,
+            "scopes": scopes,
+            "last_used_at": iso(now),
+            "created_at": iso(caller.created_at),
+            "expires_at": iso(caller.expires_at),
+        },
+        "scopes": scopes,
+        "organization": {
+            "id": org.id,
+            "name": org.name,
+            "subscription_plan": org.plan,
+            "subscription_status": org.subscription_status,
+            "current_period_start": iso(balance.period_start),
+            "current_period_end": iso(balance.period_end),
+            "entitled": plan is not Plan.NONE,
+        },
+        "quota": {
+            "ai_credits": {
+                "used": balance.allowance_used,
+                "limit": balance.allowance,
+                "bonus": balance.bonus,
+                "remaining": balance.remaining,
+            },
+            "accounts": {"used": 0, "limit": limits.accounts},
+            "storage_bytes": {"used": org.storage_used_bytes, "limit": limits.storage_bytes},
+        },
+        "rate_limits": states,
+    }
+    return ok(request, data)

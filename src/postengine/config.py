@@ -1,0 +1,96 @@
+"""Settings: environment variables with the `PE_` prefix (and an optional `.env`), DESIGN.md §6."""
+
+import json
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from postengine.generation.models import ImageModel
+
+DEFAULT_PROVIDER_CHAIN: dict[ImageModel, list[str]] = {model: ["offline"] for model in ImageModel}
+
+# The seed's example key. It is the demo key only on a loopback-bound embedded server, so the
+# seed's curl example works unchanged there; `serve` refuses it on any other interface.
+SEED_EXAMPLE_KEY = "pe_live_a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = "sqlite+aiosqlite:///./data/postengine.db"
+    redis_url: str | None = None
+    storage_url: str = "file://./data/media"
+    public_media_url: str | None = None  # default: http://{host}:{port}/cdn
+    secret_key: SecretStr | None = None  # default: generated into {data_dir}/secret on first use
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Authentication cache: a positive lookup is reused this long without touching the database.
+    # Revocation still takes effect at once: the CLI bumps an epoch that every lookup checks.
+    auth_cache_seconds: float = 30.0
+    max_body_bytes: int = 1024 * 1024
+    generation_deadline_seconds: float = 120.0
+    webp_quality: int = 82
+    # model → ordered provider names. Only "offline" exists until the provider adapters land.
+    providers: Annotated[dict[ImageModel, list[str]], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_PROVIDER_CHAIN)
+    )
+    demo_key: SecretStr = SecretStr(SEED_EXAMPLE_KEY)
+    log_json: bool = True
+    log_level: str = "info"
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _parse_providers(cls, value: Any) -> Any:
+        # PE_PROVIDERS='{"flux-schnell": ["offline"]}'; models not named keep the default chain.
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            return {**DEFAULT_PROVIDER_CHAIN, **value}
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def media_root(self) -> Path:
+        if not self.storage_url.startswith("file://"):
+            raise ValueError("only file:// storage is supported in this version (PE_STORAGE_URL)")
+        return Path(self.storage_url.removeprefix("file://"))
+
+    @property
+    def media_base_url(self) -> str:
+        base = self.public_media_url or f"http://{_display_host(self.host)}:{self.port}/cdn"
+        return base.rstrip("/")
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The server's secret for keyed hashes; created once under `data_dir` when not configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting at once agree on one secret.
+            try:
+                with open(path, "x", encoding="ascii") as handle:
+                    handle.write(secrets.token_hex(32))
+                path.chmod(0o600)
+            except FileExistsError:
+                pass
+        return path.read_text(encoding="ascii").strip().encode()
+
+    @property
+    def auth_epoch_path(self) -> Path:
+        return self.data_dir / "auth-epoch"
+
+
+def _display_host(host: str) -> str:
+    return "localhost" if host in {"127.0.0.1", "0.0.0.0", "::", "::1"} else host  # noqa: S104

@@ -1,0 +1,32 @@
+"""Everything a request needs that lives as long as the app: built in the lifespan of `app.py`."""
+
+from dataclasses import dataclass
+
+from anyio import CapacityLimiter
+from starlette.requests import Request
+
+from postengine.auth.authenticator import Authenticator
+from postengine.config import Settings
+from postengine.db import Database
+from postengine.generation.models import ImageModel
+from postengine.generation.providers import ImageProvider
+from postengine.kit.clock import Clock
+from postengine.media.storage import MediaStorage
+from postengine.ratelimit.store import RateLimitStore
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    clock: Clock
+    authenticator: Authenticator
+    rate_limits: RateLimitStore
+    providers: dict[ImageModel, list[ImageProvider]]
+    storage: MediaStorage
+    cpu: CapacityLimiter  # bounds drawing/encoding threads to the number of cores
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx

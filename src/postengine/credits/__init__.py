@@ -1,0 +1,1 @@
+"""AI credits: plans, monthly periods, credit packs and the append-only ledger (API.md §4.5)."""

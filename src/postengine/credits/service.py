@@ -1,0 +1,250 @@
+"""Credit rules: reserve before generating, refund on any failure, never below zero.
+
+Balance = monthly allowance left in the current period + bonus credits from packs. The allowance
+is spent first; bonus credits never expire. Periods roll over lazily, on the first write after the
+period ended: the unused allowance expires and the new allowance is granted, each as a ledger row,
+so `sum(ledger.amount) == balance` holds at every commit.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from postengine.credits import repository
+from postengine.credits.errors import AlreadySettled, UnknownOrganization
+from postengine.credits.plans import PLANS, Plan
+from postengine.errors import InsufficientCredits
+from postengine.kit.clock import add_months
+from postengine.models import CreditAccount
+
+
+class ConcurrentUpdate(Exception):
+    """The guarded UPDATE matched no row: the balance changed under us. Never expected while the row
+    lock holds; raised rather than risk a wrong balance."""
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    allowance: int
+    allowance_used: int
+    bonus: int
+    period_start: datetime
+    period_end: datetime
+
+    @property
+    def allowance_remaining(self) -> int:
+        return self.allowance - self.allowance_used
+
+    @property
+    def remaining(self) -> int:
+        return self.allowance_remaining + self.bonus
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    credits: int
+    allowance_part: int
+    bonus_part: int
+    period_start: datetime
+    balance: Balance
+
+
+def _balance(account: CreditAccount) -> Balance:
+    return Balance(
+        account.allowance, account.allowance_used, account.bonus, account.period_start, account.period_end
+    )
+
+
+def _next_period(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
+    months = 1
+    while add_months(start, months) <= now:
+        months += 1
+    return add_months(start, months - 1), add_months(start, months)
+
+
+def project(account: CreditAccount, plan: Plan, now: datetime) -> Balance:
+    """The balance as it is at `now`, counting a period rollover that no write has recorded yet."""
+    if account.period_end > now:
+        return _balance(account)
+    start, end = _next_period(account.period_start, account.period_end, now)
+    return Balance(PLANS[plan].monthly_credits, 0, account.bonus, start, end)
+
+
+async def open_account(session: AsyncSession, org_id: str, plan: Plan, now: datetime) -> None:
+    allowance = PLANS[plan].monthly_credits
+    session.add(
+        CreditAccount(
+            org_id=org_id,
+            period_start=now,
+            period_end=add_months(now, 1),
+            allowance=allowance,
+            allowance_used=0,
+            bonus=0,
+        )
+    )
+    await session.flush()
+    if allowance:
+        await repository.add_ledger(
+            session,
+            org_id=org_id,
+            kind="allowance",
+            allowance_delta=allowance,
+            bonus_delta=0,
+            at=now,
+            note=f"{plan} plan monthly allowance",
+        )
+
+
+async def _current(session: AsyncSession, org_id: str, plan: Plan, now: datetime) -> CreditAccount:
+    """The locked account row, rolled into the period that contains `now`."""
+    account = await repository.get_account(session, org_id, lock=True)
+    if account is None:
+        raise UnknownOrganization("No such organization.")
+    if account.period_end > now:
+        return account
+    start, end = _next_period(account.period_start, account.period_end, now)
+    expired = account.allowance - account.allowance_used
+    allowance = PLANS[plan].monthly_credits
+    if not await repository.roll_period(
+        session, account, period_start=start, period_end=end, allowance=allowance
+    ):
+        raise ConcurrentUpdate(org_id)
+    if expired:
+        await repository.add_ledger(
+            session,
+            org_id=org_id,
+            kind="expiry",
+            allowance_delta=-expired,
+            bonus_delta=0,
+            at=now,
+            note="unused monthly allowance expired",
+        )
+    if allowance:
+        await repository.add_ledger(
+            session,
+            org_id=org_id,
+            kind="allowance",
+            allowance_delta=allowance,
+            bonus_delta=0,
+            at=now,
+            note=f"{plan} plan monthly allowance",
+        )
+    rolled = await repository.get_account(session, org_id)
+    assert rolled is not None
+    return rolled
+
+
+async def reserve(
+    session: AsyncSession, *, org_id: str, plan: Plan, cost: int, generation_id: str, now: datetime
+) -> Reservation:
+    """Take `cost` credits (allowance first, then bonus) or raise `InsufficientCredits`."""
+    account = await _current(session, org_id, plan, now)
+    balance = _balance(account)
+    if balance.remaining < cost:
+        raise InsufficientCredits(required=cost, remaining=balance.remaining)
+    from_allowance = min(cost, balance.allowance_remaining)
+    from_bonus = cost - from_allowance
+    if not await repository.set_account(
+        session,
+        account,
+        allowance_used=account.allowance_used + from_allowance,
+        bonus=account.bonus - from_bonus,
+    ):
+        raise ConcurrentUpdate(org_id)
+    await repository.add_ledger(
+        session,
+        org_id=org_id,
+        kind="generation",
+        allowance_delta=-from_allowance,
+        bonus_delta=-from_bonus,
+        at=now,
+        generation_id=generation_id,
+    )
+    after = Balance(
+        balance.allowance,
+        balance.allowance_used + from_allowance,
+        balance.bonus - from_bonus,
+        balance.period_start,
+        balance.period_end,
+    )
+    return Reservation(cost, from_allowance, from_bonus, account.period_start, after)
+
+
+async def refund(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    plan: Plan,
+    generation_id: str,
+    allowance_part: int,
+    bonus_part: int,
+    period_start: datetime,
+    now: datetime,
+) -> Balance:
+    """Return a reservation's credits to the buckets they came from. If the period has rolled over
+    since, the allowance part would already have expired; it is returned as bonus credits instead,
+    so a failed generation never costs anything. The caller guarantees (by a conditional status
+    change of the generation) that this runs at most once; the ledger's unique index backs that."""
+    account = await _current(session, org_id, plan, now)
+    if account.period_start == period_start:
+        back_allowance, back_bonus = allowance_part, bonus_part
+    else:
+        back_allowance, back_bonus = 0, allowance_part + bonus_part
+    if not await repository.set_account(
+        session,
+        account,
+        allowance_used=account.allowance_used - back_allowance,
+        bonus=account.bonus + back_bonus,
+    ):
+        raise ConcurrentUpdate(org_id)
+    await repository.add_ledger(
+        session,
+        org_id=org_id,
+        kind="refund",
+        allowance_delta=back_allowance,
+        bonus_delta=back_bonus,
+        at=now,
+        generation_id=generation_id,
+    )
+    return Balance(
+        account.allowance,
+        account.allowance_used - back_allowance,
+        account.bonus + back_bonus,
+        account.period_start,
+        account.period_end,
+    )
+
+
+async def grant_pack(
+    session: AsyncSession, *, org_id: str, plan: Plan, amount: int, now: datetime
+) -> Balance:
+    if amount <= 0:
+        raise ValueError("a credit pack must be a positive number of credits")
+    account = await _current(session, org_id, plan, now)
+    if not await repository.set_account(
+        session, account, allowance_used=account.allowance_used, bonus=account.bonus + amount
+    ):
+        raise ConcurrentUpdate(org_id)
+    await repository.add_ledger(
+        session, org_id=org_id, kind="pack", allowance_delta=0, bonus_delta=amount, at=now, note="credit pack"
+    )
+    return Balance(
+        account.allowance,
+        account.allowance_used,
+        account.bonus + amount,
+        account.period_start,
+        account.period_end,
+    )
+
+
+__all__ = [
+    "AlreadySettled",
+    "Balance",
+    "Reservation",
+    "grant_pack",
+    "open_account",
+    "project",
+    "refund",
+    "reserve",
+]

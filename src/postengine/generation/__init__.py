@@ -1,0 +1,1 @@
+"""Image generation: the endpoint, the service, output sizes and providers."""

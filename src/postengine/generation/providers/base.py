@@ -1,0 +1,54 @@
+"""The provider interface and its exception hierarchy.
+
+    ProviderError            any failure of an upstream generation
+    ├── ProviderBlocked      the provider refused the prompt or the image for safety: 400, never retried
+    ├── ProviderOverloaded   the provider is over capacity or rate-limits us: 503 with Retry-After
+    └── ProviderFailed       anything else (5xx, timeout, bad output): 500 generation_failed
+
+Every failure refunds the credits; the generation service does that, providers only raise.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image
+
+from postengine.generation.models import AspectRatio, ImageModel
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    model: ImageModel
+    prompt: str
+    aspect_ratio: AspectRatio
+    width: int
+    height: int
+
+
+class ImageProvider(Protocol):
+    name: str
+
+    async def generate(self, request: ImageRequest) -> Image.Image:
+        """An image of at least the requested size and the requested aspect (the caller downscales)."""
+        ...
+
+
+class ProviderError(Exception):
+    pass
+
+
+class ProviderBlocked(ProviderError):
+    def __init__(self, reason: str, category: str = "provider_safety") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.category = category
+
+
+class ProviderOverloaded(ProviderError):
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderFailed(ProviderError):
+    pass

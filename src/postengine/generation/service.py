@@ -1,0 +1,286 @@
+"""Generating an image, paid for with credits (API.md §4, DESIGN.md §2).
+
+1. safety filter; 2. short transaction: reserve credits + `generation` row (`reserved`);
+3. outside any transaction: provider → resize → WebP encode (worker threads) → storage;
+4. short transaction: media row + generation `completed`, or refund + `failed`.
+A sweeper refunds generations left `reserved` past their deadline by a crash.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import anyio
+import anyio.to_thread
+from PIL import Image
+
+from postengine.auth.authenticator import INVALID_KEY, Caller
+from postengine.context import AppContext
+from postengine.credits import service as credits
+from postengine.credits.plans import Plan
+from postengine.errors import GenerationFailed, PromptBlocked, ProviderUnavailable, Unauthorized
+from postengine.generation import repository
+from postengine.generation.models import MODEL_SPECS, output_size
+from postengine.generation.providers import (
+    ImageRequest,
+    ProviderBlocked,
+    ProviderError,
+    ProviderOverloaded,
+)
+from postengine.generation.schemas import GeneratedImage, GenerateImageRequest
+from postengine.kit.clock import iso, to_datetime
+from postengine.kit.ids import new_id
+from postengine.kit.image import encode_webp, resize_to
+from postengine.models import Generation, Media, Organization
+from postengine.safety import check_prompt
+
+log = logging.getLogger("postengine.generation")
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    data: bytes
+    width: int
+    height: int
+
+
+def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encoded:
+    if image.size != (width, height):
+        image = resize_to(image, width, height)
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGB")
+    return _Encoded(encode_webp(image, quality=quality), width, height)
+
+
+async def generate_image(ctx: AppContext, caller: Caller, body: GenerateImageRequest) -> GeneratedImage:
+    verdict = check_prompt(body.prompt)
+    if verdict is not None:
+        raise PromptBlocked(verdict.message, details={"category": str(verdict.category)})
+
+    spec = MODEL_SPECS[body.model]
+    width, height = output_size(body.model, body.aspect_ratio)
+    generation_id, media_id = new_id("gen"), new_id("med")
+    now = to_datetime(ctx.clock.time())
+
+    async with ctx.db.write() as session:
+        org = await session.get(Organization, caller.org_id)
+        if org is None:  # the organisation was deleted while its key was cached
+            raise Unauthorized(INVALID_KEY)
+        plan = Plan(org.plan)
+        reservation = await credits.reserve(
+            session, org_id=org.id, plan=plan, cost=spec.credits, generation_id=generation_id, now=now
+        )
+        session.add(
+            Generation(
+                id=generation_id,
+                org_id=org.id,
+                api_key_id=caller.key_id,
+                model=str(body.model),
+                aspect_ratio=str(body.aspect_ratio),
+                prompt=body.prompt,
+                status="reserved",
+                credits=spec.credits,
+                allowance_part=reservation.allowance_part,
+                bonus_part=reservation.bonus_part,
+                period_start=reservation.period_start,
+                created_at=now,
+                deadline_at=now + timedelta(seconds=ctx.settings.generation_deadline_seconds),
+            )
+        )
+
+    refund = _Refund(ctx, caller.org_id, plan, generation_id, reservation)
+    key = f"media/{media_id}/original.webp"
+    try:
+        with anyio.fail_after(ctx.settings.generation_deadline_seconds):
+            image, provider_name = await _run_providers(
+                ctx, ImageRequest(body.model, body.prompt, body.aspect_ratio, width, height)
+            )
+            encoded = await anyio.to_thread.run_sync(
+                _finish, image, width, height, ctx.settings.webp_quality, limiter=ctx.cpu
+            )
+            await ctx.storage.put(key, encoded.data, "image/webp")
+    except ProviderBlocked as exc:
+        balance = await refund(f"blocked by provider: {exc.reason}")
+        raise PromptBlocked(
+            f"This prompt was blocked by the image provider's safety filter: {exc.reason}",
+            fields=_refund_fields(spec.credits, balance),
+            details={"category": exc.category},
+        ) from None
+    except ProviderOverloaded as exc:
+        balance = await refund(f"provider over capacity: {exc}")
+        raise ProviderUnavailable(
+            "The image provider is over capacity. Your credits were refunded; retry later.",
+            fields={**_refund_fields(spec.credits, balance), "retry_after": exc.retry_after},
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from None
+    except (ProviderError, TimeoutError, OSError, ValueError) as exc:
+        log.warning("generation %s failed: %s", generation_id, type(exc).__name__, exc_info=exc)
+        balance = await refund(f"{type(exc).__name__}: {exc}"[:500])
+        raise _failed(spec.credits, balance) from None
+    except BaseException:
+        # Cancellation (client gone, shutdown) or a bug: refund without waiting for the sweeper.
+        with anyio.CancelScope(shield=True):
+            await refund("interrupted")
+        raise
+
+    completed_at = to_datetime(ctx.clock.time())
+    async with ctx.db.write() as session:
+        if await repository.mark(
+            session,
+            generation_id,
+            status="completed",
+            at=completed_at,
+            media_id=media_id,
+            provider=provider_name,
+        ):
+            await repository.add_media(
+                session,
+                Media(
+                    id=media_id,
+                    org_id=caller.org_id,
+                    type="image",
+                    status="ready",
+                    source="ai",
+                    filename=f"{media_id}.webp",
+                    content_type="image/webp",
+                    size=len(encoded.data),
+                    width=encoded.width,
+                    height=encoded.height,
+                    storage_key=key,
+                    sha256=hashlib.sha256(encoded.data).hexdigest(),
+                    ai_model=str(body.model),
+                    ai_prompt=body.prompt,
+                    ai_aspect_ratio=str(body.aspect_ratio),
+                    created_at=completed_at,
+                ),
+            )
+            settled = True
+        else:
+            settled = False
+    if not settled:
+        # The sweeper refunded this generation while it ran past its deadline: it is not charged,
+        # so it must not produce a media item either.
+        await ctx.storage.delete(key)
+        raise _failed(spec.credits, None)
+
+    return GeneratedImage(
+        media_id=media_id,
+        model=body.model,
+        aspect_ratio=body.aspect_ratio,
+        width=width,
+        height=height,
+        credits_used=spec.credits,
+        credits_remaining=reservation.balance.remaining,
+        status="completed",
+        image_url=f"{ctx.settings.media_base_url}/{key}",
+        media_ids=[media_id],
+        created_at=iso(completed_at) or "",
+        message="Image generated successfully. Attach it to a post using media_ids.",
+    )
+
+
+async def _run_providers(ctx: AppContext, request: ImageRequest) -> tuple[Image.Image, str]:
+    """Each provider of the model's chain in turn; a safety block ends the chain at once."""
+    last: ProviderError | None = None
+    for provider in ctx.providers[request.model]:
+        try:
+            return await provider.generate(request), provider.name
+        except ProviderBlocked:
+            raise
+        except ProviderError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+class _Refund:
+    def __init__(
+        self, ctx: AppContext, org_id: str, plan: Plan, generation_id: str, reservation: credits.Reservation
+    ) -> None:
+        self._ctx, self._org_id, self._plan = ctx, org_id, plan
+        self._generation_id, self._reservation = generation_id, reservation
+
+    async def __call__(self, error: str) -> credits.Balance | None:
+        return await refund_generation(
+            self._ctx,
+            generation_id=self._generation_id,
+            org_id=self._org_id,
+            plan=self._plan,
+            allowance_part=self._reservation.allowance_part,
+            bonus_part=self._reservation.bonus_part,
+            period_start=self._reservation.period_start,
+            error=error,
+        )
+
+
+async def refund_generation(
+    ctx: AppContext,
+    *,
+    generation_id: str,
+    org_id: str,
+    plan: Plan,
+    allowance_part: int,
+    bonus_part: int,
+    period_start: datetime,
+    error: str,
+) -> credits.Balance | None:
+    """Mark the generation failed and return its credits, once. None if it was already settled."""
+    now = to_datetime(ctx.clock.time())
+    async with ctx.db.write() as session:
+        if not await repository.mark(session, generation_id, status="failed", at=now, error=error):
+            return None
+        return await credits.refund(
+            session,
+            org_id=org_id,
+            plan=plan,
+            generation_id=generation_id,
+            allowance_part=allowance_part,
+            bonus_part=bonus_part,
+            period_start=period_start,
+            now=now,
+        )
+
+
+async def sweep_expired(ctx: AppContext, grace_seconds: float = 30.0) -> int:
+    """Refund generations stuck in `reserved` past their deadline (the process died mid-way)."""
+    cutoff = to_datetime(ctx.clock.time() - grace_seconds)
+    async with ctx.db.read() as session:
+        stuck = await repository.expired_reservations(session, cutoff)
+        plans = {g.org_id: (await session.get(Organization, g.org_id)) for g in stuck}
+    refunded = 0
+    for gen in stuck:
+        org = plans.get(gen.org_id)
+        if org is None:
+            continue
+        if (
+            await refund_generation(
+                ctx,
+                generation_id=gen.id,
+                org_id=gen.org_id,
+                plan=Plan(org.plan),
+                allowance_part=gen.allowance_part,
+                bonus_part=gen.bonus_part,
+                period_start=gen.period_start,
+                error="deadline passed (sweeper)",
+            )
+            is not None
+        ):
+            refunded += 1
+    if refunded:
+        log.warning("sweeper refunded %d generations stuck past their deadline", refunded)
+    return refunded
+
+
+def _refund_fields(cost: int, balance: credits.Balance | None) -> dict[str, int]:
+    fields = {"credits_refunded": cost if balance is not None else 0}
+    if balance is not None:
+        fields["credits_remaining"] = balance.remaining
+    return fields
+
+
+def _failed(cost: int, balance: credits.Balance | None) -> GenerationFailed:
+    return GenerationFailed(
+        "Image generation failed. Your credits were refunded; retry with exponential backoff.",
+        fields=_refund_fields(cost, balance) if balance is not None else {"credits_refunded": cost},
+    )

@@ -1,0 +1,1 @@
+"""Domain-free helpers: ids, crypto, clock, image encoding."""

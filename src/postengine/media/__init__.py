@@ -1,0 +1,1 @@
+"""The media library: stored files, their rows, and the public `/cdn` URLs."""

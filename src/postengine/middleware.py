@@ -1,0 +1,124 @@
+"""The outermost layer of every request: request id, body limit, access log, last-resort 500.
+
+A pure ASGI middleware (no BaseHTTPMiddleware: it would buffer and cost a task per request).
+"""
+
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+import orjson
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from postengine.errors import PayloadTooLarge
+from postengine.kit.clock import iso, utcnow
+
+access_log = structlog.get_logger("postengine.access")
+error_log = logging.getLogger("postengine.error")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{secrets.token_hex(12)}"
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        client_id = _header(scope, b"x-request-id")
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            length = _header(scope, b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await _send_error(send_with_id, request_id, 413, _too_large(self.max_body_bytes))
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            error_log.exception("unhandled error", extra={"request_id": request_id})
+            if not response_started:
+                await _send_error(
+                    send_with_id,
+                    request_id,
+                    500,
+                    {
+                        "code": "internal_error",
+                        "message": "An unexpected error occurred. It has been logged; retry later.",
+                        "retryable": True,
+                        "details": {},
+                    },
+                )
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                request_id=request_id,
+                client_request_id=client_id if client_id and _CLIENT_ID.fullmatch(client_id) else None,
+            )
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Counts body bytes as they arrive, so a chunked body without Content-Length is cut off too."""
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(_too_large(limit)["message"])
+            return message
+
+        return limited_receive
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return {
+        "code": "payload_too_large",
+        "message": f"The request body is larger than {limit // 1024} KiB.",
+        "retryable": False,
+        "details": {"max_bytes": limit},
+    }
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _send_error(send: Send, request_id: str, status: int, error: dict[str, Any]) -> None:
+    body = orjson.dumps(
+        {"data": None, "error": error, "meta": {"request_id": request_id, "timestamp": iso(utcnow())}}
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,11 @@
+"""All ORM tables, one module per table; importing this package registers them on `Base.metadata`."""
+
+from postengine.models.api_key import ApiKey
+from postengine.models.base import Base
+from postengine.models.credit_account import CreditAccount
+from postengine.models.credit_ledger import CreditLedgerEntry
+from postengine.models.generation import Generation
+from postengine.models.media import Media
+from postengine.models.organization import Organization
+
+__all__ = ["ApiKey", "Base", "CreditAccount", "CreditLedgerEntry", "Generation", "Media", "Organization"]

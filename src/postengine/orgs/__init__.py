@@ -1,0 +1,1 @@
+"""Organisations: the tenants that own keys, credits and media."""

@@ -1,0 +1,97 @@
+"""API.md §1: the envelope, request ids, error codes, body limits, OpenAPI."""
+
+import re
+
+import httpx
+import pytest
+
+REQ_ID = re.compile(r"req_[0-9a-f]{24}")
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+GEN = "/api/v1/ai/generate-image"
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"data", "error", "meta"}
+    assert REQ_ID.fullmatch(body["meta"]["request_id"])
+    assert TIMESTAMP.fullmatch(body["meta"]["timestamp"])
+    assert response.headers["x-request-id"] == body["meta"]["request_id"]
+    if code is None:
+        assert body["error"] is None
+    else:
+        assert body["data"] is None
+        assert body["error"]["code"] == code
+        assert body["error"]["retryable"] is (status in {429, 500, 502, 503, 504})
+        assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+        assert isinstance(body["error"]["details"], dict)
+    return body
+
+
+async def test_unknown_route_is_enveloped_404(client: httpx.AsyncClient) -> None:
+    assert_envelope(await client.get("/api/v1/nope"), 404, "not_found")
+
+
+async def test_wrong_method_is_enveloped_405(client: httpx.AsyncClient, make_tenant) -> None:
+    tenant = await make_tenant()
+    assert_envelope(await client.get(GEN, headers=tenant.headers), 405, "method_not_allowed")
+
+
+async def test_request_ids_are_unique_and_client_id_is_not_reused(client: httpx.AsyncClient) -> None:
+    a = await client.get("/api/v1/me", headers={"X-Request-Id": "client-chosen-id"})
+    b = await client.get("/api/v1/me")
+    assert a.headers["x-request-id"] != "client-chosen-id"
+    assert a.headers["x-request-id"] != b.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "invalid_json"),
+        (b"", "invalid_json"),
+        (b'"a string"', "invalid_json"),
+    ],
+)
+async def test_invalid_json(client: httpx.AsyncClient, make_tenant, body: bytes, code: str) -> None:
+    tenant = await make_tenant()
+    response = await client.post(GEN, content=body, headers={**tenant.headers, "Content-Type": "application/json"})
+    assert_envelope(response, 400, code)
+
+
+async def test_form_body_is_415(client: httpx.AsyncClient, make_tenant) -> None:
+    tenant = await make_tenant()
+    response = await client.post(GEN, data={"prompt": "x"}, headers=tenant.headers)
+    assert_envelope(response, 415, "unsupported_media_type")
+
+
+async def test_body_over_one_mib_is_413(client: httpx.AsyncClient, make_tenant) -> None:
+    tenant = await make_tenant()
+    big = b'{"prompt": "' + b"a" * (1024 * 1024) + b'", "model": "flux-schnell"}'
+    response = await client.post(GEN, content=big, headers={**tenant.headers, "Content-Type": "application/json"})
+    assert_envelope(response, 413, "payload_too_large")
+
+
+async def test_chunked_body_over_limit_is_413(client: httpx.AsyncClient, make_tenant) -> None:
+    tenant = await make_tenant()
+
+    async def chunks():
+        for _ in range(20):
+            yield b"x" * 65536
+
+    response = await client.post(GEN, content=chunks(), headers={**tenant.headers, "Content-Type": "application/json"})
+    assert_envelope(response, 413, "payload_too_large")
+
+
+async def test_openapi_documents_errors_and_no_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    operation = schema["paths"]["/api/v1/ai/generate-image"]["post"]
+    assert {"400", "401", "402", "403", "429", "500"} <= set(operation["responses"])
+    assert "422" not in operation["responses"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"prompt", "model"}
+    assert "flux-schnell" in str(body["properties"]["model"])
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()

@@ -1,0 +1,64 @@
+"""The `postengine` command line, run as a user would (through typer), on a throwaway database."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from postengine.cli import app
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'data' / 'pe.db'}")
+    monkeypatch.setenv("PE_STORAGE_URL", f"file://{tmp_path / 'data' / 'media'}")
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True):
+        result = runner.invoke(app, list(args))
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def test_admin_flow(cli) -> None:
+    assert "applied" in json.loads(cli("db", "upgrade", "--json").output)
+    org = json.loads(cli("orgs", "create", "Acme Inc", "--plan", "starter", "--json").output)
+    assert org["id"].startswith("org_") and org["plan"] == "starter"
+    assert [o["id"] for o in json.loads(cli("orgs", "list", "--json").output)] == [org["id"]]
+
+    key = json.loads(cli("keys", "create", "--org", org["id"], "--name", "Backend", "--scopes", "read,ai", "--json").output)
+    assert key["id"].startswith("key_") and key["secret"].startswith("pe_live_") and len(key["secret"]) == 40
+    assert key["scopes"] == ["read", "ai"]
+    listed = json.loads(cli("keys", "list", "--org", "Acme Inc", "--json").output)  # by unique name too
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert key["secret"] not in cli("keys", "list", "--org", org["id"]).output
+
+    granted = json.loads(cli("credits", "grant", "25", "--org", org["id"], "--json").output)
+    assert granted["remaining"] == 75 and granted["bonus"] == 25
+    shown = json.loads(cli("credits", "show", "--org", org["id"], "--json").output)
+    assert shown["remaining"] == shown["ledger_sum"] == 75
+    assert [row["kind"] for row in shown["ledger"]] == ["pack", "allowance"]
+
+    revoked = json.loads(cli("keys", "revoke", key["id"], "--json").output)
+    assert revoked["revoked_at"] is not None
+    human = cli("credits", "show", "--org", org["id"]).output
+    assert "75 credits remaining" in human
+
+
+def test_errors_are_one_line_and_exit_1(cli) -> None:
+    result = cli("keys", "list", "--org", "org_doesnotexist", ok=False)
+    assert result.exit_code == 1 and "no organization" in result.output
+    org = json.loads(cli("orgs", "create", "Beta", "--json").output)
+    bad = cli("keys", "create", "--org", org["id"], "--name", "x", "--scopes", "read,admin", ok=False)
+    assert bad.exit_code == 1 and "unknown scope 'admin'" in bad.output
+    assert cli("orgs", "create", "Gamma", "--plan", "enterprise", ok=False).exit_code != 0
+    assert cli("credits", "grant", "0", "--org", org["id"], ok=False).exit_code != 0
+    for _ in range(10):
+        cli("keys", "create", "--org", org["id"], "--name", "k")
+    full = cli("keys", "create", "--org", org["id"], "--name", "eleventh", ok=False)
+    assert full.exit_code == 1 and "10 active keys" in full.output

@@ -14,6 +14,7 @@ if any size misses it.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import statistics
 import sys
@@ -57,8 +58,8 @@ def bench_sizes(ratios: list[str], runs: int) -> bool:
         for ratio in ratios:
             w, h = size_for(long_side, ratio)
             image = render_offline(model, PROMPT, w, h)
-            draw = median_ms(lambda m=model, w=w, h=h: render_offline(m, PROMPT, w, h), runs)
-            encode = median_ms(lambda im=image: encode_webp(im), runs)
+            draw = median_ms(functools.partial(render_offline, model, PROMPT, w, h), runs)
+            encode = median_ms(functools.partial(encode_webp, image), runs)
             kib = len(encode_webp(image)) / 1024
             ratio_de = draw / encode
             ok = ok and ratio_de < 1

@@ -14,16 +14,16 @@ __all__ = ["WEBP_METHOD", "encode_webp", "load_font", "resize_to"]
 # ``python bench/render_vs_encode.py --methods`` re-runs the first column):
 #
 #   method   offline render (flat shapes + text)   photo (upscaled JPEG)
-#     0        38 ms   89 KiB                         75 ms  381 KiB
-#     1        49 ms   76 KiB                         83 ms  371 KiB
-#     2        60 ms   63 KiB                        109 ms  292 KiB
-#     3       162 ms   59 KiB                        263 ms  278 KiB
-#     4       164 ms   59 KiB                        265 ms  279 KiB
-#     5       174 ms   59 KiB                        291 ms  283 KiB
-#     6       198 ms   58 KiB                        469 ms  278 KiB
+#     0        36 ms   81 KiB                         75 ms  381 KiB
+#     1        47 ms   67 KiB                         83 ms  371 KiB
+#     2        62 ms   56 KiB                        109 ms  292 KiB
+#     3       155 ms   51 KiB                        263 ms  278 KiB
+#     4       154 ms   51 KiB                        265 ms  279 KiB
+#     5       166 ms   51 KiB                        291 ms  283 KiB
+#     6       190 ms   50 KiB                        469 ms  278 KiB
 #
 # 0 -> 2 removes ~25-30% of the bytes for little time. 3+ switch on rate-distortion optimisation: another
-# ~5-7% fewer bytes and, at equal quality setting, slightly higher PSNR (+0.3 dB on the photo), for ~2.5x the
+# ~5-9% fewer bytes and, at equal quality setting, slightly higher PSNR (+0.3 dB on the photo), for ~2.5x the
 # time of method 2; 3 and 4 cost the same, 5 and 6 cost more for nothing measurable. We take 4 (libwebp's
 # default, the smallest output before the slow exhaustive searches): an image is encoded once and then
 # stored and served many times, and ~0.1 s per 4-megapixel image is small next to a provider's generation

@@ -1,0 +1,836 @@
+"""Prompt safety filter.
+
+Every prompt is checked *before* any credit is reserved.  A prompt that matches a rule is refused
+with HTTP 400 ``prompt_blocked``; the API layer uses :attr:`SafetyVerdict.message` as the error
+message and :attr:`SafetyVerdict.category` as ``details.category``.
+
+How it works
+============
+
+1. :func:`normalise` turns the prompt into a *matching form*: Unicode NFKC, casefolded, accents /
+   zero-width and other format characters removed, a few look-alike letters from other scripts
+   mapped to Latin, leetspeak decoded (``s3x``, ``k1ll``, ``$ex``), separators between single letters
+   removed (``s.e.x``, ``k_i_l_l``), letter runs squashed (``sexxxy``) and everything that is not a
+   letter or a digit turned into a single space.  Rules therefore only ever see lowercase words
+   separated by single spaces.
+
+2. The rule table (:data:`_RULES`, plain data further down) is a list of compiled regexes per
+   category.  Every term is wrapped in word boundaries, so innocent words that merely *contain* a
+   bad string ("Scunthorpe", "Essex", "cocktail", "Hitchcock", "grape") never match.  Ambiguous words
+   carry explicit exceptions ("gore" but not "Gore-Tex", "nude" but not "nude lipstick").  Words
+   preceded by a simple negation ("no gore", "without nudity") do not count, because people
+   often write negative instructions into image prompts.
+
+3. Rules are tried in a fixed category order (minors first, so "child" + a sexual term is always
+   reported as ``sexual_minors`` and never as plain ``sexual_explicit``); the first match wins.
+
+Speed
+=====
+
+A 2,000-character prompt must be checked in well under 0.2 ms, and running ~50 regexes over it
+would not be.  So every clause of a rule declares *key* words: a match of the clause is impossible
+unless some word of the prompt starts with one of its keys (most keys are derived automatically
+from the term lists, see :func:`_lead`).  One pass of a single trie-shaped regex finds which keys
+occur, and only clauses whose keys occur are run.  A typical marketing prompt runs no rule at all.
+The gate is an optimisation only; ``tests/safety`` checks it never changes a verdict.
+
+Judgement calls (documented here so they are easy to revisit)
+=============================================================
+
+* "sexy" on its own is **allowed** ("sexy red sports car", "sexy summer dress" are ordinary
+  marketing copy).  It is still a *sexualising* word, so "sexy" together with any word for a child
+  anywhere in the prompt is blocked as ``sexual_minors``.  The minors check looks at the whole
+  prompt rather than a window of words, which is deliberately conservative: padding cannot be used
+  to split "teen ... nude" apart, at the price of blocking the odd department-store prompt that
+  advertises kids' pyjamas and lingerie in one breath.
+* "nude"/"naked"/"topless" are blocked only next to a person or photo word ("nude woman",
+  "naked model", "nude photos"), never as a colour or style ("nude lipstick", "naked cake",
+  "topless bus tour").  "nudes" and "nudity" are always blocked.
+* Weapons: pictures of weapons are allowed; *instructions* to make or modify them are not
+  ("how to make a bomb", "build a pipe bomb", "3d print a gun", "synthesize sarin").  Things that are
+  merely called bombs or guns ("bath bomb", "photo bomb", "water gun", "glue gun", "bomb-proof case")
+  are allowed because only a closed list of words may sit between the verb and the weapon.
+* Self-harm: instructions and encouragement are blocked ("how to kill myself", "cutting myself",
+  "suicide methods", "pro-ana tips"); awareness and prevention material is allowed.
+* Hate: a short list of slurs, symbols and slogans.  "nazi" alone is allowed (history posters,
+  "grammar nazi"), "nazi flag/salute/propaganda" is not; "white power" is blocked but
+  "white power bank" is not.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["SafetyCategory", "SafetyVerdict", "check_prompt", "normalise"]
+
+
+class SafetyCategory(StrEnum):
+    SEXUAL_MINORS = "sexual_minors"
+    SEXUAL_EXPLICIT = "sexual_explicit"
+    GRAPHIC_VIOLENCE = "graphic_violence"
+    HATE_EXTREMISM = "hate_extremism"
+    SELF_HARM = "self_harm"
+    WEAPONS = "weapons_instructions"
+    SPAM_SCAM = "spam_scam"
+
+
+_REASONS: dict[SafetyCategory, str] = {
+    SafetyCategory.SEXUAL_MINORS: "sexual content involving minors is not allowed",
+    SafetyCategory.SEXUAL_EXPLICIT: "explicit sexual content is not allowed",
+    SafetyCategory.GRAPHIC_VIOLENCE: "graphic violence and gore are not allowed",
+    SafetyCategory.HATE_EXTREMISM: "hateful or extremist content is not allowed",
+    SafetyCategory.SELF_HARM: "content that encourages or explains self-harm is not allowed",
+    SafetyCategory.WEAPONS: "instructions for making weapons or explosives are not allowed",
+    SafetyCategory.SPAM_SCAM: "spam, scams and phishing content are not allowed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyVerdict:
+    """Why a prompt was blocked.  ``None`` from :func:`check_prompt` means it was allowed."""
+
+    category: SafetyCategory
+    reason: str  # plain words, e.g. "sexual content involving minors is not allowed"
+
+    @property
+    def message(self) -> str:
+        return f"This prompt was blocked by the safety filter: {self.reason}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation
+# ---------------------------------------------------------------------------------------------
+
+
+# Combining marks that decorate Latin, Greek and Cyrillic letters (accents, "Zalgo" text,
+# strike-through and enclosing marks) and variation selectors.  Marks of other scripts
+# (Japanese dakuten, Devanagari vowel signs, Arabic harakat) are part of the spelling and stay.
+# fmt: off
+_DECORATIVE_MARK_BLOCKS = (
+    (0x0300, 0x036F), (0x0483, 0x0489), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF),
+    (0xFE00, 0xFE0F), (0xFE20, 0xFE2F), (0xE0100, 0xE01EF),
+)
+# fmt: on
+
+
+def _mark_class() -> str:
+    """A regex character class of decorative combining marks and all format characters (Cf).
+
+    Format characters include zero-width spaces/joiners, soft hyphens, bidi controls and the
+    "tag" characters used to smuggle invisible text.  Scanning planes 0, 1 and 14 for them at
+    import takes a few milliseconds.
+    """
+    cps = {cp for lo, hi in _DECORATIVE_MARK_BLOCKS for cp in range(lo, hi + 1)}
+    cps.update(
+        cp for cp in (*range(0x20000), *range(0xE0000, 0xE1000)) if unicodedata.category(chr(cp)) == "Cf"
+    )
+    ranges: list[tuple[int, int]] = []
+    for cp in sorted(cps):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    parts = [
+        re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges
+    ]
+    return "[" + "".join(parts) + "]+"
+
+
+_MARKS = re.compile(_mark_class())
+
+# Letters from other scripts that look like Latin ones (after casefolding).  Only clear
+# look-alikes are listed; the goal is "ѕех" (Cyrillic) == "sex", not transliteration.
+# fmt: off
+_HOMOGLYPHS = str.maketrans(
+    {
+        # Cyrillic
+        "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "п": "n", "р": "p",
+        "с": "c", "т": "t", "у": "y", "х": "x", "ь": "b", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+        "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l",
+        # Greek
+        "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "μ": "u", "ν": "v",
+        "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w",
+        # Armenian
+        "օ": "o", "ս": "u", "հ": "h", "ո": "n",
+        # Latin letters that NFD does not decompose
+        "ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŧ": "t", "ɡ": "g", "æ": "ae", "œ": "oe",
+    }
+)
+# fmt: on
+
+# Separators people put between single letters: "s.e.x", "s e x", "s-e-x", "k_i_l_l", "s|e|x".
+# A run needs at least three single characters joined by the *same* separator, so "a.m.", "e.g."
+# and "A-Z" are left alone, and "a s.e.x scene" keeps the article apart.
+_SEP = r"[\s.\-_*~/\\,:;'\"`^=#|+•·]{1,3}"
+_SPACED = re.compile(rf"(?<![\w@$€])([\w@$€])({_SEP})[\w@$€](?:\2[\w@$€])+(?![\w@$€])")
+
+# Leetspeak.  "1" and "|" are read as "l" or "i" depending on the neighbours (see _deleet).
+_LEET = {"0": "o", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g", "@": "a", "$": "s", "€": "e"}
+_ONE_LIKE = frozenset("1|")
+_VOWELS = frozenset("aeiou")
+# A word that mixes letters with leet characters.  The lookbehind makes the regex start only at
+# word starts, and the lookahead skips plain words quickly.
+_LEETY = re.compile(r"(?<![\w@$€!|])(?=[\w@$€!|]*[0-9@$€!|])[\w@$€!|]+")
+# Product codes, ordinals and units keep their digits: "ar15", "ak47", "1080p", "3rd", "5yo", "mp3".
+# A doubled digit at the end is leet, not a model number: "fr33", "ki11".
+_PROTECTED = re.compile(
+    r"[a-z]+(?!(\d)\1$)\d{2,}|\d{2,}[a-z]+|[a-z]{1,2}\d"
+    r"|\d+(?:st|nd|rd|th|s|k|p|d|g|x|h|m|yo|yr|yrs|mm|cm|km|kg|lb|lbs|ml|oz|am|pm|hz|gb|mb|tb|mp|fps|px|ft|in)"
+)
+# "sexxxy", "kiiiill", "gooooore" -> one letter.  A word that is nothing but x, k or w keeps three
+# letters because "xxx", "kkk" and "www" mean something.
+_REPEATS = re.compile(r"([^\W\d_])\1{2,}")
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def _join_spaced(m: re.Match[str]) -> str:
+    run, sep = m.group(0), m.group(2)
+    chars = run[:: len(sep) + 1]
+    if sum(c.isalpha() for c in chars) < 2:  # "3 2 1", "4 x 4": numbers, not a hidden word
+        return run
+    if sep.isspace() and len(chars) >= 4 and chars[0] in "ai":  # "a s e x y" -> "a sexy"
+        return chars[0] + " " + chars[1:]
+    return chars
+
+
+def _deleet(m: re.Match[str]) -> str:
+    tok = m.group(0)
+    if len(tok) == 2 and tok[1] == "0" and tok[0].isalpha():  # "t0", "n0", "g0"
+        return tok[0] + "o"
+    if sum(c.isalpha() for c in tok) < 2 or _PROTECTED.fullmatch(tok):
+        return tok
+    out: list[str] = []
+    last = len(tok) - 1
+    for i, c in enumerate(tok):
+        if c in _LEET:
+            out.append(_LEET[c])
+        elif c in _ONE_LIKE:
+            nxt = tok[i + 1] if i < last else ""
+            prev = out[-1] if out else ""
+            if (
+                nxt in _ONE_LIKE  # "ki11" -> "kill"
+                or (prev == "r" and nxt in ("", "s"))  # "gir1", "gir1s"
+                or (prev == "l" and i > 0 and tok[i - 1] in _ONE_LIKE)
+                or _LEET.get(nxt, nxt) in _VOWELS  # "b1ood", "s1ut", "1oli"
+                or (not nxt and prev in _VOWELS)  # "ana1", "paypa1"
+            ):
+                out.append("l")
+            else:  # "k1ll", "n4z1", "su1c1de"
+                out.append("i")
+        elif c == "!" and 0 < i < last:  # "d!ck"; a trailing "!" is just punctuation
+            out.append("i")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _squash(m: re.Match[str]) -> str:
+    letter = m.group(1)
+    if letter in "xkw":
+        s, e = m.start(), m.end()
+        text = m.string
+        if (s == 0 or not text[s - 1].isalnum()) and (e == len(text) or not text[e].isalnum()):
+            return letter * 3
+    return letter
+
+
+def normalise(text: str) -> str:
+    """Return the matching form of ``text``: lowercase words separated by single spaces.
+
+    NFKC, casefold, strip format characters and accents, map look-alike letters, decode
+    leetspeak, rejoin letters split by separators, squash letter runs, and replace everything
+    that is not a letter or digit by a single space.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if not text.isascii():
+        text = _MARKS.sub("", unicodedata.normalize("NFD", text))
+        text = unicodedata.normalize("NFC", text.translate(_HOMOGLYPHS))
+    text = _SPACED.sub(_join_spaced, text)
+    text = _LEETY.sub(_deleet, text)
+    text = _REPEATS.sub(_squash, text)
+    return _NON_WORD.sub(" ", text).strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule building blocks
+# ---------------------------------------------------------------------------------------------
+
+# A term preceded by a simple negation does not count: "no gore", "not nsfw", "without nudity",
+# "non-violent", "anti-nazi".  Lookbehinds must be fixed-width, hence one per word.
+_NOT_NEGATED = r"(?<!\bno )(?<!\bnot )(?<!\bwithout )(?<!\bnon )(?<!\banti )(?<!\bzero )(?<!\bsfw )"
+
+_LEAD = re.compile(r"(?:\(\?<[!=](?:[^()]|\([^()]*\))*\))*([a-z0-9 ]*)(.?)")
+
+
+def _lead(term: str) -> str:
+    """The literal word-start every match of ``term`` begins with (its gate key).
+
+    Leading lookbehinds are skipped; the key stops at the first regex syntax, a space, or a letter
+    that is followed by a quantifier ("paed?o" -> "pae").  A term without a usable literal start
+    needs explicit keys, so that raises.
+    """
+    m = _LEAD.match(term)
+    assert m is not None
+    lit, nxt = m.group(1), m.group(2)
+    if nxt in ("?", "*", "{"):
+        lit = lit[:-1]
+    key = lit.split(" ")[0]
+    if not key:
+        raise ValueError(f"cannot derive a gate key from term {term!r}; pass keys explicitly")
+    depth = 0
+    for ch in term:  # a top-level "|" would make the key cover only the first alternative
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "|" and depth == 0:
+            raise ValueError(f"top-level alternation in term {term!r}; split it into two terms")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class _Vocab:
+    """A list of term regexes used as one alternation, plus the gate keys that cover them."""
+
+    rx: str
+    keys: frozenset[str]
+
+
+_Term = str | tuple[str, str]  # a term regex, or (term regex, explicit gate key)
+
+
+def _vocab(*terms: _Term) -> _Vocab:
+    rxs = [t if isinstance(t, str) else t[0] for t in terms]
+    keys = frozenset(_lead(t) if isinstance(t, str) else t[1] for t in terms)
+    return _Vocab("(?:" + "|".join(rxs) + ")", keys)
+
+
+def _words(vocab: _Vocab) -> str:
+    """A vocabulary as whole words that are not negated."""
+    return rf"\b{_NOT_NEGATED}{vocab.rx}\b"
+
+
+@dataclass(frozen=True, slots=True)
+class _Clause:
+    pattern: re.Pattern[str]
+    keys: frozenset[str]  # a match is impossible unless a word starts with one of these
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    category: SafetyCategory
+    why: str  # for maintainers and debugging; never shown to users
+    clauses: tuple[_Clause, ...]  # all must match somewhere in the prompt (AND)
+
+
+def _clause(pattern: str, keys: Iterable[str]) -> _Clause:
+    return _Clause(re.compile(pattern), frozenset(keys))
+
+
+def _rule(category: SafetyCategory, why: str, pattern: str, keys: Iterable[str]) -> _Rule:
+    return _Rule(category, why, (_clause(pattern, keys),))
+
+
+def _terms(category: SafetyCategory, why: str, *terms: _Term) -> _Rule:
+    """Block any of ``terms`` as a whole word/phrase, unless negated."""
+    v = _vocab(*terms)
+    return _rule(category, why, _words(v), v.keys)
+
+
+# The tables below are laid out by hand for reading; keep the formatter away from them.
+# fmt: off
+# ---------------------------------------------------------------------------------------------
+# Vocabularies
+# ---------------------------------------------------------------------------------------------
+
+_AGE_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
+    "|sixteen|seventeen"
+)
+_MINORS = _vocab(
+    "child", "children", "childs", "childlike", "kid", "kids", "kiddie", "kiddies", "kiddy",
+    r"minors?(?! (?:key|keys|league|chord|chords|scale|scales|detail|details|edits?|tweaks?))",
+    "underage", "underaged", "under age", "under aged",
+    "teen", "teens", "teenage", "teenaged", "teenager", "teenagers", "preteen", "preteens",
+    "pre teen", "pre teens", "tween", "tweens", "toddler", "toddlers", "infant", "infants",
+    # "baby" is a minor, but not "baby blue/pink" (colours), "baby shower", "baby oil" etc.
+    r"bab(?:y|ies)(?! (?:blue|pink|yellow|doll|dolls|oil|powder|shower|showers|face|bump|boomers?|"
+    r"back|backs|carrots?|spinach|breath|grand|steps?|hair|hairs|bangs|shark))",
+    "little girls?", "little boys?", "young girls?", "young boys?", "schoolgirls?", "schoolboys?",
+    "school girls?", "school boys?", "pubescent", "prepubescent", "pre pubescent",
+    "loli", "lolis", "lolita", "lolitas", "shota", "shotas",
+    # "12 year old", "12yo", "twelve-year-old"
+    *(rf"{n} ?(?:years? old|yrs? old|yo)" for n in range(1, 18)),
+    *(rf"{w} (?:years? old|yrs? old|yo)" for w in _AGE_WORDS.split("|")),
+)
+
+# Colour/fashion/food uses that are not nudity.
+_NUDE_OK = (
+    "colou?rs?|colou?red|tones?|toned|shades?|lipsticks?|lip|lips|gloss|heels?|pumps?|shoes?|sandals?"
+    "|boots?|flats|sneakers|trainers|footwear|socks?|makeup|make up|palettes?|eyeshadows?|nails?|polish"
+    "|manicure|beige|pink|blush|foundation|hosiery|tights|stockings|bras?|underwear|seamless|dress"
+    "|dresses|gowns?|mesh|illusion|leather|suede|satin|linen|knit|sweaters?|cardigans?|tops?|skirts?"
+    "|bags?|handbags?|mules|loafers|slingbacks?|trench|totes?|look|aesthetic"
+)
+_NAKED_OK = (
+    "eye|eyes|cake|cakes|juice|truth|flame|flames|ambition|aggression|greed|bike|bikes|bowl|burrito"
+    "|wood|walls?|wire|wires|light|bulbs?|lightbulbs?|brand|price|prices"
+)
+_TOPLESS_OK = "bus|buses|car|cars|convertible|jeep|roadster|tours?|vehicle|double decker"
+# "food porn", "earth porn" and friends are social-media slang for nice pictures.
+_PORN = r"(?<!food )(?<!earth )(?<!cabin )(?<!house )(?<!travel )(?<!design )(?<!interior )porn"
+
+_SEXUAL = _vocab(
+    # "sex education", "same-sex parents", "baby sex reveal" are not sexual content.
+    r"(?<!same )(?<!opposite )sex(?! (?:ed|education|educator|offenders?|reveal|of (?:the|your) baby"
+    r"|determination|ratio|chromosomes?|differences?|selection))",
+    "sexy", "sexier", "sexiest", "sexed up",
+    r"sexual(?:ly)?(?! (?:health|education|orientation|harassment|wellness"
+    r"|(?:abuse|assault|violence) (?:awareness|prevention|survivors?|support)))",
+    "sexuali[sz]ed", "sexuali[sz]e", "sexuali[sz]ing", "seductive", "seductively", "seduce",
+    "seducing", "erotic", "erotica", "erotically", "sensual", "sensually", "lingerie",
+    rf"nude(?! (?:{_NUDE_OK})\b)", "nudes", "nudity", rf"naked(?! (?:{_NAKED_OK})\b)",
+    rf"topless(?! (?:{_TOPLESS_OK})\b)", "undressed", "undressing", "unclothed", "stripper",
+    "strippers", "striptease", rf"{_PORN}(?:o|os|s|ographic|ography)?", "xxx", "nsfw", "lewd",
+    "fetish", "fetishes", "bdsm", "hentai", "boudoir", "orgasms?", "genitals", "genitalia", "penis",
+    "vagina", "boobs", "titties", "nipples", "intercourse", r"molest\w*", "rape", "raped", "raping",
+    "provocative pose", "suggestive pose", "suggestive poses",
+)
+
+_PERSON = _vocab(
+    "woman", "women", "man", "men", "girls?", "guys?", "lady", "ladies", "females?", "males?",
+    "models?", "person", "people", "body", "bodies", "couples?", "wife", "husband", "girlfriend",
+    "boyfriend", "bride", "actress", "actor", "celebrity", "celebrities", "selfies?",
+    "photos?", "pics?", "pictures?", "images?", "photoshoot", "photo shoot", "photography",
+    "scenes?", "figures?", "portraits?", "dancers?", "students?", "nurse", "teacher",
+)
+_NUDE_ADJ = _vocab(
+    rf"nude(?! (?:{_NUDE_OK})\b)", rf"naked(?! (?:{_NAKED_OK})\b)",
+    rf"topless(?! (?:{_TOPLESS_OK})\b)", "undressed", "unclothed", "bare breasted", "nsfw",
+)
+
+# "explosive" the noun, not the adjective: "how to make an explosive" but not
+# "how to make an explosive first impression".
+_EXPLOSIVE = (
+    r"explosive(?= (?:at|from|with|using|in|out|and|or|that|which|for|to|step|device|devices|charge"
+    r"|charges|material|materials|mixture|compound|compounds)\b|$)"
+)
+# Things that are weapons in every sense.  Everything here is only blocked inside an
+# instruction frame (see the weapons rules), so "a pipe bomb in a museum" is still allowed.
+_BOMB = r"bombs?(?! (?:proof|shell|shells|pop|pops|jackets?|squad|dog|dogs|threat|threats))"
+_WEAPON_SPECIFIC = _vocab(
+    rf"pipe ?{_BOMB}", rf"nail {_BOMB}", rf"car {_BOMB}", rf"pressure cooker {_BOMB}",
+    rf"fertili[sz]er {_BOMB}", rf"dirty {_BOMB}", rf"petrol {_BOMB}", rf"letter {_BOMB}",
+    rf"nuclear {_BOMB}", "nukes?", "molotovs?", "molotov cocktails?", "ieds?",
+    "improvised explosive devices?", "explosive devices?", "explosives", "explosive charges?",
+    "explosive vests?", "suicide vests?", "detonators?", "blasting caps?", "grenades?",
+    "landmines?", "land mines?", "claymores?", "napalm", "thermite", "tnt", "c4", "semtex", "tatp",
+    "anfo", "rdx", "hmx", "petn", "nitroglycerine?", "gunpowder", "black powder",
+    "sarin", "tabun", "soman", "vx", "novichok", "nerve agents?", "nerve gas", "ricin", "anthrax",
+    "mustard gas", "chlorine gas", "phosgene", "botulinum toxin", "poison gas",
+    "chemical weapons?", "biological weapons?", "bioweapons?", "bio weapons?",
+    "ghost guns?", "zip guns?", "untraceable guns?", "auto sears?", "glock switch(?:es)?",
+    "bump stocks?", "silencers?", "suppressors?", "lower receivers?",
+)
+# Generic weapon words, only blocked after "how to make/build ..." style frames.
+_WEAPON_GENERIC = _vocab(
+    _BOMB, r"guns?(?! (?:safes?|cabinets?|racks?|cases?|cleaning|holsters?|shows?|range|shy|metal))",
+    "firearms?", "handguns?", "pistols?", "rifles?", "shotguns?", "assault rifles?",
+    "machine ?guns?", "submachine guns?", "ar15s?", ("ar 15s?", "15"), "ak47s?", ("ak 47s?", "47"),
+    "weapons?", _EXPLOSIVE, "glocks?",
+)
+_WEAPON = _Vocab(
+    f"(?:{_WEAPON_SPECIFIC.rx}|{_WEAPON_GENERIC.rx})", _WEAPON_SPECIFIC.keys | _WEAPON_GENERIC.keys
+)
+_MAKE = (
+    r"(?:make|making|build|building|assemble|assembling|construct|constructing|craft|crafting"
+    r"|create|creating|manufacture|manufacturing|produce|producing|synthesi[sz]e|synthesi[sz]ing"
+    r"|cook|cooking|brew|brewing|mix|mixing|3 ?d print|3 ?d printing|print|printing|rig|rigging"
+    r"|weaponi[sz]e|weaponi[sz]ing|extract|extracting|prepare|preparing|detonate|set off)"
+)
+# Only these words may stand between the verb and the weapon.  That is what keeps
+# "how to make a bath bomb", "build a water gun" and "make a bomb-proof case" allowed.
+_MODIFIER = (
+    r"(?:an?|the|some|your own|my own|our own|homemade|home made|diy|improvised|untraceable|working"
+    r"|functional|real|simple|easy|powerful|deadly|lethal|small|large|big|crude|cheap|effective"
+    r"|makeshift|basic|quick)"
+)
+_HOW = (
+    r"(?:how (?:to|do (?:i|you|we|people|they)|can (?:i|you|we|someone|one)|would (?:i|you|one)"
+    r"|should (?:i|we)|does one)|ways? to|steps? (?:to|for)|step by step(?: guide)?(?: to| for| on)?"
+    r"|guide (?:to|for|on)|tutorial (?:to|for|on)?|teach me(?: how)? to|tell me how to"
+    r"|show me how to|explain how to|learn (?:how )?to|diy)"
+)
+_RECIPE = (
+    r"(?:instructions?|recipes?|blueprints?|schematics?|formula|diagrams?|plans|manual|directions)"
+    r" (?:for|to|on|of)(?: making| building)?"
+)
+_CHEM = _vocab(
+    "sarin", "tabun", "soman", "vx", "novichok", "nerve agents?", "nerve gas", "ricin", "anthrax",
+    "mustard gas", "chlorine gas", "phosgene", "botulinum toxin", "chemical weapons?",
+    "biological weapons?", "bioweapons?", "napalm", "thermite", "tatp", "nitroglycerine?",
+)
+
+_GROUPS = _vocab(
+    "jews", "jewish people", "muslims", "blacks", "black people", "gays", "gay people", "arabs",
+    "mexicans", "immigrants", "asians", "christians", "hindus", "sikhs", "gypsies", "roma",
+    "trans people", "refugees", "africans", "chinese people", "whites", "white people", "infidels",
+)
+
+_SELF = r"(?:my|your|him|her|them|one)sel(?:f|ves)"
+_CRYPTO = (
+    r"(?:crypto|cryptocurrency|bitcoins?|btc|eth|ethereum|usdt|tether|bnb|doge|dogecoin|solana|sol"
+    r"|xrp|coins|shiba)"
+)
+_PRIZE = r"(?:iphones?|ipads?|macbooks?|ps5|playstation|xbox|samsung galaxy|gift ?cards?|giftcards?|cash)"
+_BRANDS = (
+    r"(?:paypal|bank|banking|apple id|apple|icloud|google|gmail|microsoft|outlook|office 365|amazon"
+    r"|netflix|facebook|instagram|whatsapp|metamask|coinbase|binance|chase|wells fargo|hsbc"
+    r"|barclays|steam|ebay|irs|hmrc|dhl|fedex|ups|usps)"
+)
+_LOGIN = r"(?:log ?in|sign ?in|signin|logon|account verification|verification|password reset)"
+_PAGE = r"(?:pages?|screens?|forms?|portals?|sites?|websites?)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule table.  Order matters: the first matching rule wins.
+# ---------------------------------------------------------------------------------------------
+
+_C = SafetyCategory
+
+_RULES: tuple[_Rule, ...] = (
+    # -- sexual content involving minors (checked first, wins over sexual_explicit) -----------
+    _terms(
+        _C.SEXUAL_MINORS,
+        "terms that only ever mean sexualised minors",
+        "csam", "pedos?", "paedos?", "pedophiles?", "paedophiles?", "pedophilia", "paedophilia",
+        "pedophilic", "paedophilic", "pedobear", "lolicon", "shotacon", "jailbait", "child abuse material",
+        "child sexual abuse material", "child exploitation material",
+    ),
+    _Rule(
+        _C.SEXUAL_MINORS,
+        "a word for a child and a sexualising word anywhere in the same prompt",
+        (_clause(_words(_MINORS), _MINORS.keys), _clause(_words(_SEXUAL), _SEXUAL.keys)),
+    ),
+    # -- explicit sexual content ---------------------------------------------------------------
+    _terms(
+        _C.SEXUAL_EXPLICIT,
+        "explicit sexual terms",
+        rf"{_PORN}(?:o|os|s|ographic|ography|hub)?", "xxx", "nsfw", "hentai", "rule ?34", "nudes",
+        "nudity", "full frontal", "x rated", "xrated", "smut", "smutty", "lewd",
+        "sex (?:scenes?|acts?|tapes?|videos?|positions?|dolls?|slaves?|shows?|cams?)",
+        "having sex", "have sex", "has sex", "oral sex", "anal sex", "group sex", "explicit sex",
+        "sexual intercourse", "sexual acts?", "sexual positions?", "sexually explicit",
+        "explicit (?:nudity|nude|porn|sexual)", "orgy", "orgies", "orgasms?", "orgasmic",
+        "blow ?jobs?", "handjobs?", "footjobs?", "rimjobs?", "deepthroat(?:ing)?", "cumshots?",
+        "cumming", "cum (?:on|dripping|covered|shot|facial)", "covered in cum", "creampies?",
+        "gang ?bangs?", "bukkake", "threesomes?", r"masturbat\w*", r"ejaculat\w*",
+        "erect (?:penis|cock|dick)", "penis(?:es)?", "vaginas?", "vulvas?", "genitals",
+        "genitalia", "clitoris", "labia", "dildos?", "upskirts?", "downblouse", "dick pics?",
+        "striptease", "bdsm", "erotic", "erotica", "incest", "bestiality", "zoophilia",
+        "necrophilia", "rape", "raped", "raping", "rapists?", "fully (?:nude|naked)",
+        "completely (?:nude|naked)", "totally (?:nude|naked)", "stark naked",
+    ),
+    _rule(
+        _C.SEXUAL_EXPLICIT,
+        "nude/naked/topless next to a person or photo word (not 'nude lipstick', 'naked cake')",
+        rf"\b{_NOT_NEGATED}{_NUDE_ADJ.rx}(?: \w+){{0,2}} {_PERSON.rx}\b"
+        rf"|\b{_PERSON.rx}(?: \w+){{0,2}} {_NOT_NEGATED}{_NUDE_ADJ.rx}\b",
+        _NUDE_ADJ.keys | _PERSON.keys,
+    ),
+    # -- self-harm instructions and encouragement ---------------------------------------------
+    _rule(
+        _C.SELF_HARM,
+        "doing harm to oneself ('cutting myself', 'kill yourself'), not 'cut myself a slice'",
+        r"\b(?<!don t )(?<!dont )(?<!never )(?<!not )(?<!no )"
+        r"(?:kill|killing|hang|hanging|cut|cutting|harm|harming|poison|poisoning|drown|drowning"
+        rf"|starve|starving|stab|stabbing|slit|slitting) {_SELF}\b"
+        r"(?! (?:a|an|some|free|loose|off|short|laughing|with laughter|slack)\b)",
+        ["mysel", "yoursel", "himsel", "hersel", "themsel", "onesel"],
+    ),
+    _rule(
+        _C.SELF_HARM,
+        "asking how to end one's life or self-harm",
+        rf"\b{_HOW} (?:\w+ ){{0,3}}?(?:commit suicide|suicide|kill {_SELF}|end (?:my|your|one s|his|her)"
+        rf" (?:own )?life|self ?harm|hurt {_SELF}|overdose|od|die painlessly|starve {_SELF})\b",
+        ["suicide", "kill", "end", "self", "selfharm", "hurt", "overdose", "od", "die", "starve"],
+    ),
+    _terms(
+        _C.SELF_HARM,
+        "suicide/self-harm methods, pro-eating-disorder content",
+        "suicide (?:methods?|instructions?|guides?|tips|techniques?|tutorials?|kits?)",
+        "self ?harm (?:tips|methods?|ideas|techniques?|instructions?|guides?|tutorials?|tools)",
+        "selfharm (?:tips|methods?|ideas|techniques?|instructions?|guides?|tutorials?)",
+        "painless (?:suicide|death|way to die)", "proana", "promia", ("pro ana", "ana"), ("pro mia", "mia"),
+        "thinspo",
+        "thinspiration", "meanspo", "bonespo", "bonespiration", "kys",
+        (r"end (?:my|your) (?:own )?life", "life"),
+        "lethal dose (?:of|to)", ("how many pills to (?:die|kill|overdose)", "pills"),
+    ),
+    _rule(
+        _C.SELF_HARM,
+        "encouraging or glorifying self-harm, suicide or eating disorders",
+        r"\b(?:encourag(?:e|es|ing)|promot(?:e|es|ing)|glorif(?:y|ies|ying)|romantici[sz](?:e|es|ing))"
+        r" (?:\w+ ){0,2}?(?:self ?harm|suicide|anorexia|bulimia|eating disorders?|starving)\b",
+        ["encourag", "promot", "glorif", "romantici"],
+    ),
+    # -- weapons instructions -------------------------------------------------------------------
+    _rule(
+        _C.WEAPONS,
+        "'how to make/build a <weapon>' and similar instruction frames",
+        rf"\b{_HOW} (?:\w+ ){{0,2}}?{_MAKE} (?:{_MODIFIER} )*{_WEAPON.rx}\b",
+        _WEAPON.keys,
+    ),
+    _rule(
+        _C.WEAPONS,
+        "'instructions/recipe/blueprint for a <weapon>'",
+        rf"\b{_RECIPE} (?:{_MODIFIER} )*{_WEAPON.rx}\b",
+        _WEAPON.keys,
+    ),
+    _rule(
+        _C.WEAPONS,
+        "imperative 'build a pipe bomb', 'make napalm', 'synthesize sarin'",
+        rf"\b{_MAKE} (?:{_MODIFIER} )*{_WEAPON_SPECIFIC.rx}\b",
+        _WEAPON_SPECIFIC.keys,
+    ),
+    _rule(
+        _C.WEAPONS,
+        "'make a bomb' / 'build explosives' without a frame",
+        rf"\b{_MAKE} (?:{_MODIFIER} )*(?:{_BOMB}|explosives|{_EXPLOSIVE})\b(?! ass\b)",
+        ["bomb", "bombs", "explosive", "explosives"],
+    ),
+    _rule(
+        _C.WEAPONS,
+        "'pipe bomb tutorial', 'napalm recipe', 'diy ghost gun'",
+        rf"\b{_WEAPON_SPECIFIC.rx} (?:making )?(?:tutorials?|instructions|recipes?|guides?|blueprints?"
+        rf"|schematics?|step by step|diy|how to)\b|\bdiy (?:{_MODIFIER} )*{_WEAPON_SPECIFIC.rx}\b",
+        [*_WEAPON_SPECIFIC.keys, "diy"],
+    ),
+    _rule(
+        _C.WEAPONS,
+        "3D-printed firearms",
+        r"\b3 ?d print(?:ed|ing|s)? (?:(?:an?|the|your own|my own|working|functional|untraceable) )*"
+        r"(?:guns?|firearms?|pistols?|rifles?|handguns?|lower receivers?|receivers?|glocks?|ar ?15s?"
+        r"|weapons?|ghost guns?)\b",
+        ["3d", "3"],
+    ),
+    _rule(
+        _C.WEAPONS,
+        "synthesis of chemical agents, bomb-making manuals, full-auto conversions",
+        rf"\bsynthesis (?:of|for) {_CHEM.rx}\b|\b(?<!bath )(?<!fizzy )(?<!seed )bomb ?making\b"
+        r"|\banarchist cookbook\b"
+        r"|\bconvert(?:ing)? (?:\w+ ){0,3}?(?:to|into) (?:full auto|fully automatic|full automatic"
+        r"|automatic fire|a machine gun)\b",
+        [*_CHEM.keys, "synthesis", "bomb", "bombmaking", "anarchist", "convert", "converting"],
+    ),
+    # -- graphic violence and gore --------------------------------------------------------------
+    _terms(
+        _C.GRAPHIC_VIOLENCE,
+        "gore vocabulary ('gore' but not 'Gore-Tex' or 'Al Gore')",
+        "(?<!al )gore(?! tex)", "gory", "gorey", "goriest", "guro", "splatter gore",
+        r"dismember\w*", r"decapitat\w*", "behead", "beheads", "beheaded", "beheading",
+        "beheadings", r"disembowel\w*", r"eviscerat\w*", r"(?<!genital )mutilat\w*",
+        "severed (?:heads?|limbs?|arms?|legs?|hands?|fingers?|bod(?:y|ies)|torsos?|feet|foot)",
+        "blood ?soaked", "soaked in blood", "blood ?drenched", "drenched in blood",
+        "covered in blood", "blood splatter(?:ed|s)?", "blood spatter(?:ed|s)?", "pools? of blood",
+        "gushing blood", "blood gushing", "spilling (?:guts|intestines|entrails|brains|organs)",
+        "guts spill\\w*", "entrails", "intestines (?:hanging|spilling|out)",
+        "exposed (?:organs|intestines|brains?|entrails)", "brains? (?:splattered|blown out)",
+        "brain matter", "head blown off", "skinned alive", "flayed", "flaying", "burned alive",
+        "burnt alive", "burning alive", "impaled (?:bod(?:y|ies)|corpses?|person|people|man|woman"
+        "|victims?|head|heads|on)",
+        "gouged out eyes?", "eyes? gouged(?: out)?", "slit (?:his|her|their|its|a) throat",
+        "throats? slit", "slit throats?", "slitting (?:his|her|their|its|a) throat",
+        "mangled (?:bod(?:y|ies)|corpses?|remains)", "rotting (?:corpses?|bod(?:y|ies)|flesh)",
+        "bloody (?:corpses?|bod(?:y|ies)|massacre|remains|carcass|stumps?)",
+        "torture (?:scene|video|footage)", "snuff (?:films?|movies?|videos?)",
+        "execution (?:video|footage)", "mass shootings?", "school shootings?", "blood and gore",
+    ),
+    # -- hate and extremism --------------------------------------------------------------------
+    _terms(
+        _C.HATE_EXTREMISM,
+        "extremist symbols, slogans and codes",
+        "swastikas?", "hakenkreuz", "sonnenrad", "wolfsangel", "totenkopf",
+        "ss (?:runes?|bolts|lightning bolts|insignia)", "sieg heil", "heil hitler", "hail hitler",
+        "heil (?:\\w+ )?hitler",
+        "hitler (?:was right|did nothing wrong|salute|saluting)",
+        "nazi (?:flags?|propaganda|salutes?|saluting|symbols?|banners?|rally|rallies|armbands?"
+        "|insignia|emblems?|regalia|posters?|recruitment|glorification)",
+        "neo ?nazis?", "neonazis?", "third reich (?:flags?|propaganda|eagle|banners?)",
+        "white power(?! (?:banks?|strips?|adapters?|cables?|cords?|outlets?|supply|supplies|buttons?"
+        "|sockets?|tools?|drills?|stations?|plugs?|bars?|bricks?|cells?|leds?|chargers?"
+        "|sources?|switch(?:es)?|suits?|showers?|rangers?))",
+        "white pride", "white genocide", "white supremacist (?:flags?|propaganda|symbols?|posters?"
+        "|logos?|rally|rallies|recruitment)",
+        "white supremacy (?:propaganda|flags?|symbols?|posters?)",
+        "1488", "14 88", "kkk", "ku klux klan",
+        "klan (?:rally|rallies|robes?|hoods?|flags?)", "klansm[ae]n",
+        *(
+            f"{group} (?:flags?|propaganda|banners?|recruitment|posters?|beheading videos?|execution videos?)"
+            for group in ("isis", "daesh", "isil", "islamic state", "al qaeda", "al qaida", "jihadist", "jihadi")
+        ),
+        "blood and hono(?:u)?r", "holocaust (?:denial|hoax|is a lie|was a lie|never happened"
+        "|was fake|is fake)",
+        # A short list of slurs; this is a filter, so they have to be written down.
+        "niggers?", "niggas?", "nigg(?:a|e)z", "sandniggers?", "faggots?", "kikes?", "wetbacks?",
+        "ragheads?", "towelheads?", "gooks?", "spics?(?! and span)", "pakis", "paki", "beaners?",
+    ),
+    _rule(
+        _C.HATE_EXTREMISM,
+        "calls for violence against, or dehumanising statements about, a group",
+        rf"\b(?:kill|gas|exterminate|eradicate|lynch|hang|burn|shoot|deport) (?:all )?(?:the )?"
+        rf"{_GROUPS.rx}\b|\bdeath to (?:all )?(?:the )?{_GROUPS.rx}\b"
+        rf"|\b{_GROUPS.rx} (?:are|r) (?:\w+ )?(?:vermin|subhuman|sub human|animals|rats|parasites"
+        r"|cockroaches|a disease|a plague|inferior|filth|scum)\b",
+        _GROUPS.keys,
+    ),
+    # -- spam, scams and phishing ---------------------------------------------------------------
+    _terms(
+        _C.SPAM_SCAM,
+        "investment-scam promises",
+        "guaranteed (?:\\d+ (?:percent |x )?)?(?:(?:daily|weekly|monthly|annual|annuali[sz]ed|high"
+        "|huge|massive|passive|fixed|crypto|investment|forex|trading|100 percent) )*"
+        "(?:returns?|profits?|income|roi|gains|payouts?)(?! (?:within|policy|window|on all orders))",
+        *(
+            f"{what} (?:are |is )?(?:100 (?:percent )?)?guaranteed"
+            for what in ("profits?", "roi", "gains", "income")
+        ),
+        "risk ?free (?:investments?|returns?|profits?|income|trading|crypto)",
+        ("get rich (?:quick|fast|overnight)", "rich"),
+        rf"double (?:your )?{_CRYPTO}", "double (?:your )?(?:money|investment|deposit|funds)",
+        rf"doubling (?:your )?{_CRYPTO}", (rf"{_CRYPTO} doubler", "doubler"),
+    ),
+    _rule(
+        _C.SPAM_SCAM,
+        "'send crypto to ...', 'wire money to claim your prize', advance-fee scams",
+        rf"\bsend (?:(?:\d+|your|some|me|us|any|the|all) )*{_CRYPTO} (?:to|and|at|via)\b"
+        r"|\b(?:wire|send|transfer|pay) (?:\w+ ){0,5}?to (?:claim|release|receive|unlock|collect)"
+        r" (?:your |the |my )?(?:\w+ )?(?:prize|winnings|reward|inheritance|lottery|funds|payout)\b"
+        r"|\b(?:processing|release|clearance|transfer|unlock) fee to (?:claim|release|receive|unlock)\b",
+        ["send", "wire", "transfer", "pay", "processing", "release", "clearance", "unlock"],
+    ),
+    _rule(
+        _C.SPAM_SCAM,
+        "'free iPhone, click here', 'you have won ... claim'",
+        rf"\b(?:free|win|won|claim) (?:(?:a|an|your|the|free|brand new|new|\d+) )*{_PRIZE}\b"
+        r"(?: \w+){0,6}? (?:click|tap|claim|dm)\b"
+        r"|\b(?:click|tap) (?:(?:here|now|the|this|link|below|on) )*(?:to|and) (?:claim|win|get|collect"
+        rf"|receive) (?:\w+ ){{0,3}}?(?:free|prize|reward|rewards|winnings|{_PRIZE})\b"
+        r"|\byou(?: ve| have| are| re)? (?:\w+ ){0,2}?(?:won(?! t\b)|winner|selected)\b(?: \w+){0,6}?"
+        r" (?:claim|click|tap|send|wire|pay)\b",
+        ["free", "win", "won", "claim", "click", "tap", "selected"],
+    ),
+    _rule(
+        _C.SPAM_SCAM,
+        "phishing: fake/cloned login pages, account-suspension threats, seed-phrase requests",
+        rf"\b(?:fake|cloned?|clone of|spoof(?:ed)?|phishing|counterfeit|lookalike|look alike|replica"
+        rf"|copycat|imitation|fraudulent) (?:\w+ ){{0,3}}?{_LOGIN} {_PAGE}\b"
+        rf"|\b{_LOGIN} {_PAGE} (?:clone|replica|copy|lookalike|spoof|phish\w*)\b"
+        rf"|\b(?:clone|copy|replicate|mimic|imitate|spoof) (?:the |a |an )?(?:\w+ ){{0,2}}?{_LOGIN} {_PAGE}\b"
+        rf"|\b(?:fake|spoofed|cloned) {_BRANDS} (?:\w+ )?(?:page|website|site|email|login|portal)\b"
+        r"|\bphishing (?:kit|kits|template|templates)\b"
+        r"|\b(?:verify|confirm|update) your (?:account|bank details|payment details|password|identity"
+        r"|card details) (?:\w+ ){0,4}?(?:or|otherwise) (?:it |your account |account )?(?:will be|gets|get)"
+        r" (?:suspended|closed|locked|deleted|terminated|disabled)\b"
+        r"|\b(?:enter|share|send|type|submit|verify) (?:your )?(?:wallet )?(?:seed|recovery|secret)"
+        r" phrase\b|\b(?:enter|share|send|submit) (?:your )?(?:wallet )?private key\b",
+        ["fake", "clone", "cloned", "spoof", "spoofed", "phishing", "counterfeit", "lookalike", "look",
+         "replica", "copycat", "imitation", "fraudulent", "log", "login", "sign", "signin", "logon",
+         "account", "verification", "password", "copy", "replicate", "mimic", "imitate", "verify",
+         "confirm", "update", "enter", "share", "send", "type", "submit"],
+    ),
+    _rule(
+        _C.SPAM_SCAM,
+        "work-from-home money claims",
+        r"\b(?:earn|make) (?:up to )?\d[\d ]* (?:dollars |usd |bucks |euros |pounds |k )?(?:a|per|every|each)"
+        r" (?:day|hour|week) (?:from|at|working from) home\b",
+        ["earn", "make"],
+    ),
+)
+
+
+# fmt: on
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate: find which keys occur with one pass of a trie-shaped regex.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Trie(dict[str, "_Trie"]):
+    """A prefix tree; the key ``""`` marks the end of a word."""
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """A regex that matches the longest of ``words`` found at a position (a prefix trie)."""
+    root = _Trie()
+    for w in words:
+        node = root
+        for ch in w:
+            node = node.setdefault(ch, _Trie())
+        node[""] = _Trie()
+
+    def build(node: _Trie) -> str:
+        alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(root)
+
+
+_ALL_KEYS: frozenset[str] = frozenset(k for r in _RULES for c in r.clauses for k in c.keys)
+_GATE = re.compile(r"\b" + _trie_regex(_ALL_KEYS))
+
+
+# The gate reports the longest key at each word start; every key that is a prefix of it is
+# present too.  Precompute, for each key, the clauses that it switches on.
+def _key_table() -> tuple[dict[str, frozenset[int]], tuple[tuple[int, ...], ...]]:
+    clause_ids: dict[int, int] = {}
+    by_key: dict[str, set[int]] = {}
+    for rule in _RULES:
+        for clause in rule.clauses:
+            cid = clause_ids.setdefault(id(clause), len(clause_ids))
+            for key in clause.keys:
+                if not key or " " in key:
+                    raise ValueError(f"gate key {key!r} must be a single word")
+                by_key.setdefault(key, set()).add(cid)
+    # "found" is the longest key at a word start; all keys that are prefixes of it occur too.
+    key_to_clauses = {
+        found: frozenset(cid for i in range(1, len(found) + 1) for cid in by_key.get(found[:i], ()))
+        for found in by_key
+    }
+    rule_ids = tuple(tuple(clause_ids[id(c)] for c in r.clauses) for r in _RULES)
+    return key_to_clauses, rule_ids
+
+
+_KEY_TO_CLAUSES, _RULE_CLAUSE_IDS = _key_table()
+
+
+def _first_match(text: str, *, gated: bool = True) -> _Rule | None:
+    """The first rule matching already-normalised ``text`` (``gated=False`` is for tests)."""
+    if gated:
+        on: set[int] = set()
+        for m in _GATE.finditer(text):
+            on.update(_KEY_TO_CLAUSES[m.group()])
+        if not on:
+            return None
+        for rule, ids in zip(_RULES, _RULE_CLAUSE_IDS, strict=True):
+            if all(i in on for i in ids) and all(c.pattern.search(text) for c in rule.clauses):
+                return rule
+        return None
+    for rule in _RULES:
+        if all(c.pattern.search(text) for c in rule.clauses):
+            return rule
+    return None
+
+
+def check_prompt(prompt: str) -> SafetyVerdict | None:
+    """Check a prompt.  Returns ``None`` when it is allowed, else why it was blocked."""
+    rule = _first_match(normalise(prompt))
+    if rule is None:
+        return None
+    return SafetyVerdict(rule.category, _REASONS[rule.category])

@@ -248,3 +248,31 @@ async def test_concurrent_generations_never_overdraw(client: httpx.AsyncClient, 
     assert await balance(db, tenant.org_id) == 0
     assert await media_count(db, tenant.org_id) == 7
     await assert_ledger_consistent(db, tenant.org_id)
+
+
+async def test_cdn_refuses_anything_but_our_own_keys(client: httpx.AsyncClient, make_tenant) -> None:
+    tenant = await make_tenant()
+    data = (await client.post(GEN, headers=tenant.headers, json={"prompt": "a cat", "model": "flux-schnell"})).json()["data"]
+    url = data["image_url"].removeprefix("http://testserver")
+    head = await client.head(url)
+    assert head.status_code == 200 and head.headers["content-type"] == "image/webp"
+    media_id = data["media_id"]
+    for path in [
+        f"/cdn/media/{media_id}/..%2F..%2Fsecret",
+        f"/cdn/media/{media_id}/original.exe",
+        "/cdn/media/med_000000000000000000000000/original.webp",
+        "/cdn/media/..%2F..%2Fpostengine.db/original.webp",
+        f"/cdn/media/{media_id.upper()}/original.webp",
+    ]:
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_cdn_does_not_follow_symlinks(client: httpx.AsyncClient, settings) -> None:
+    planted = settings.media_root / "media" / "med_0123456789abcdef01234567"
+    planted.mkdir(parents=True)
+    (planted / "original.webp").symlink_to(settings.data_dir.parent / "outside.webp")
+    (settings.data_dir.parent / "outside.webp").write_bytes(b"RIFF....WEBP not yours")
+    response = await client.get("/cdn/media/med_0123456789abcdef01234567/original.webp")
+    assert response.status_code == 404

@@ -31,7 +31,7 @@ CONTENT_TYPES = {
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-@router.get("/cdn/media/{media_id}/{name}")
+@router.api_route("/cdn/media/{media_id}/{name}", methods=["GET", "HEAD"])
 async def serve_media(request: Request, media_id: str, name: str) -> Response:
     storage = get_ctx(request).storage
     if not isinstance(storage, LocalStorage):

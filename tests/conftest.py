@@ -146,8 +146,8 @@ async def make_tenant(db: Database, clock: FakeClock) -> Callable[..., Any]:
             key, secret = await key_service.create_key(
                 session, secret_key=SECRET.encode(), org_id=org.id, name="test key", scopes=scopes, now=now
             )
-            if bonus:
-                await credits.grant_pack(session, org_id=org.id, plan=plan, amount=bonus, now=now)
+        if bonus:
+            await db.run(lambda conn: credits.grant_pack(conn, org_id=org.id, amount=bonus, now=now))
         return Tenant(org.id, key.id, secret)
 
     return make

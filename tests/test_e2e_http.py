@@ -100,4 +100,6 @@ def test_seed_curl_example_against_a_real_server(server) -> None:
     assert SEED_KEY in out  # the demo key is printed for the newcomer
     logs = proc.stderr.read() if proc.stderr else ""
     assert SEED_KEY not in logs  # and never logged
-    assert '"request_id": "req_' in logs  # JSON access log lines carry request ids
+    access = [json.loads(line) for line in logs.splitlines() if '"postengine.access"' in line]
+    assert len(access) >= 2 and all(line["request_id"].startswith("req_") for line in access)
+    assert {line["path"] for line in access} >= {"/api/v1/ai/generate-image"}

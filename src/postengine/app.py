@@ -29,9 +29,11 @@ from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
 from postengine.generation.providers.registry import build_providers
 from postengine.kit.clock import Clock, SystemClock
+from postengine.kit.epoch import Epoch
 from postengine.media.cdn import router as cdn_router
 from postengine.media.storage import LocalStorage, MediaStorage
 from postengine.middleware import RequestContextMiddleware
+from postengine.orgs.snapshot import OrgCache
 from postengine.ratelimit.store import MemoryRateLimitStore, RateLimitStore
 
 log = logging.getLogger("postengine.app")
@@ -70,6 +72,7 @@ def create_app(
                 authenticator=Authenticator(
                     db, settings.secret, settings.auth_epoch_path, settings.auth_cache_seconds, clock
                 ),
+                orgs=OrgCache(db, Epoch(settings.auth_epoch_path), settings.quota_cache_seconds),
                 rate_limits=rate_limits or MemoryRateLimitStore(clock),
                 providers=providers or build_providers(settings.providers, cpu),
                 storage=storage or LocalStorage(settings.media_root),

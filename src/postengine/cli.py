@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Connection
 
 from postengine import migrate
 from postengine.auth import keys as key_service
@@ -22,7 +23,6 @@ from postengine.credits import service as credits
 from postengine.credits.plans import Plan
 from postengine.db import Database
 from postengine.kit.clock import iso, utcnow
-from postengine.models import CreditAccount
 from postengine.orgs import service as orgs
 
 T = TypeVar("T")
@@ -356,12 +356,13 @@ def credits_grant(
     """Add a credit pack to an organization."""
 
     async def job(settings: Settings, db: Database) -> dict[str, Any]:
-        async with db.write() as session:
+        async with db.read() as session:
             org_row = await orgs.get_org(session, org)
-            balance = await credits.grant_pack(
-                session, org_id=org_row.id, plan=Plan(org_row.plan), amount=amount, now=utcnow()
-            )
-            return {"org_id": org_row.id, "granted": amount, **_balance_json(balance)}
+        balance = await db.run(
+            lambda conn: credits.grant_pack(conn, org_id=org_row.id, amount=amount, now=utcnow())
+        )
+        bump_epoch(settings.auth_epoch_path)  # running servers drop their quota snapshots
+        return {"org_id": org_row.id, "granted": amount, **_balance_json(balance)}
 
     payload = _run(job)
     _emit(
@@ -395,11 +396,18 @@ def credits_show(
     async def job(settings: Settings, db: Database) -> dict[str, Any]:
         async with db.read() as session:
             org_row = await orgs.get_org(session, org)
-            account = await session.get(CreditAccount, org_row.id)
-            assert account is not None
-            balance = credits.project(account, Plan(org_row.plan), utcnow())
-            rows = await credit_repo.ledger(session, org_row.id, limit)
-            total = await credit_repo.ledger_sum(session, org_row.id)
+
+        def read(conn: Connection) -> tuple[Any, list[Any], int]:
+            account = credit_repo.get_account(conn, org_row.id)
+            return (
+                account,
+                credit_repo.ledger(conn, org_row.id, limit),
+                credit_repo.ledger_sum(conn, org_row.id),
+            )
+
+        account, rows, total = await db.run_read(read)
+        assert account is not None
+        balance = credits.project(account, Plan(org_row.plan), utcnow())
         return {
             "org_id": org_row.id,
             "plan": org_row.plan,

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Authentication cache: a positive lookup is reused this long without touching the database.
     # Revocation still takes effect at once: the CLI bumps an epoch that every lookup checks.
     auth_cache_seconds: float = 30.0
+    # GET /me's quota snapshot: dropped at once on this process's own writes and on CLI changes.
+    quota_cache_seconds: float = 2.0
     max_body_bytes: int = 1024 * 1024
     generation_deadline_seconds: float = 120.0
     webp_quality: int = 82

@@ -12,6 +12,7 @@ from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
 from postengine.kit.clock import Clock
 from postengine.media.storage import MediaStorage
+from postengine.orgs.snapshot import OrgCache
 from postengine.ratelimit.store import RateLimitStore
 
 
@@ -21,6 +22,7 @@ class AppContext:
     db: Database
     clock: Clock
     authenticator: Authenticator
+    orgs: OrgCache
     rate_limits: RateLimitStore
     providers: dict[ImageModel, list[ImageProvider]]
     storage: MediaStorage

@@ -10,13 +10,12 @@ import time
 from typing import Any
 
 import orjson
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postengine.errors import PayloadTooLarge
 from postengine.kit.clock import iso, utcnow
+from postengine.logs import access
 
-access_log = structlog.get_logger("postengine.access")
 error_log = logging.getLogger("postengine.error")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -67,8 +66,7 @@ class RequestContextMiddleware:
                     },
                 )
         finally:
-            access_log.info(
-                "request",
+            access(
                 method=scope["method"],
                 path=scope["path"],
                 status=status,

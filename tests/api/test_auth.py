@@ -133,3 +133,23 @@ async def test_last_used_at_is_recorded(client: httpx.AsyncClient, app, make_ten
     async with db.read() as session:
         key = await session.get(ApiKey, tenant.key_id)
     assert key is not None and key.last_used_at is not None
+
+
+async def test_me_quota_follows_generations_and_grants(
+    client: httpx.AsyncClient, make_tenant, db, settings: Settings, clock
+) -> None:
+    from postengine.credits import service as credits
+
+    tenant = await make_tenant()
+
+    async def ai_credits() -> dict:
+        return (await client.get("/api/v1/me", headers=tenant.headers)).json()["data"]["quota"]["ai_credits"]
+
+    assert (await ai_credits())["remaining"] == 500  # now a cached snapshot
+    response = await client.post(GEN, headers=tenant.headers, json={"prompt": "a cat", "model": "gemini-3-pro"})
+    assert response.status_code == 200
+    assert await ai_credits() == {"used": 5, "limit": 500, "bonus": 0, "remaining": 495}
+    # What `postengine credits grant` does, from another process:
+    await db.run(lambda conn: credits.grant_pack(conn, org_id=tenant.org_id, amount=40, now=to_datetime(clock.time())))
+    bump_epoch(settings.auth_epoch_path)
+    assert await ai_credits() == {"used": 5, "limit": 500, "bonus": 40, "remaining": 535}

@@ -8,7 +8,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from postengine.credits import service as credits
-from postengine.credits.plans import Plan
+from postengine.generation import repository as generation_repo
 from postengine.generation import service as generation_service
 from postengine.generation.providers import ImageRequest
 from postengine.kit.clock import to_datetime
@@ -72,16 +72,16 @@ async def test_sweeper_refunds_reservations_left_by_a_dead_process(app, client: 
     now = to_datetime(clock.time())
     gen_id = new_id("gen")
     # What a process that died right after reserving leaves behind.
-    async with db.write() as session:
-        reservation = await credits.reserve(session, org_id=tenant.org_id, plan=Plan.GROWTH, cost=15, generation_id=gen_id, now=now)
-        session.add(
-            Generation(
-                id=gen_id, org_id=tenant.org_id, api_key_id=tenant.key_id, model="nano-banana-pro", aspect_ratio="1:1",
-                prompt="x", status="reserved", credits=15, allowance_part=reservation.allowance_part,
-                bonus_part=reservation.bonus_part, period_start=reservation.period_start, created_at=now,
-                deadline_at=now + timedelta(seconds=120),
-            )
+    def half_done(conn) -> None:
+        reservation = credits.reserve(conn, org_id=tenant.org_id, cost=15, generation_id=gen_id, now=now)
+        generation_repo.insert_generation(
+            conn, id=gen_id, org_id=tenant.org_id, api_key_id=tenant.key_id, model="nano-banana-pro", aspect_ratio="1:1",
+            prompt="x", status="reserved", credits=15, allowance_part=reservation.allowance_part,
+            bonus_part=reservation.bonus_part, period_start=reservation.period_start, created_at=now,
+            deadline_at=now + timedelta(seconds=120),
         )
+
+    await db.run(half_done)
     assert await remaining(db, tenant.org_id) == 485
     assert await generation_service.sweep_expired(ctx) == 0  # not past its deadline yet
     clock.advance(120 + 31)

@@ -35,8 +35,7 @@ async def media_count(db, org_id: str) -> int:
 
 
 async def assert_ledger_consistent(db, org_id: str) -> None:
-    async with db.read() as session:
-        total = await credit_repo.ledger_sum(session, org_id)
+    total = await db.run_read(lambda conn: credit_repo.ledger_sum(conn, org_id))
     assert total == await balance(db, org_id)
 
 

@@ -4,6 +4,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from postengine.credits import repository
 from postengine.credits import service as credits
@@ -11,7 +12,6 @@ from postengine.credits.plans import Plan
 from postengine.errors import InsufficientCredits
 from postengine.kit.clock import to_datetime
 from postengine.kit.ids import new_id
-from postengine.models import CreditAccount
 from postengine.orgs import service as orgs
 
 
@@ -21,80 +21,85 @@ async def new_org(db, plan: Plan, now) -> str:
 
 
 async def state(db, org_id: str) -> tuple[int, int, int]:
-    async with db.read() as session:
-        account = await session.get(CreditAccount, org_id)
-        total = await repository.ledger_sum(session, org_id)
-    assert account is not None
-    return account.allowance - account.allowance_used, account.bonus, total
+    """(monthly allowance left, bonus, sum of the ledger)."""
+
+    def read(conn):
+        account = repository.get_account(conn, org_id)
+        assert account is not None
+        return account.allowance - account.allowance_used, account.bonus, repository.ledger_sum(conn, org_id)
+
+    return await db.run_read(read)
 
 
 async def test_period_rolls_over_and_allowance_does_not_carry(db, clock) -> None:
     now = to_datetime(clock.time())
     org_id = await new_org(db, Plan.STARTER, now)
-    async with db.write() as session:
-        await credits.reserve(session, org_id=org_id, plan=Plan.STARTER, cost=15, generation_id=new_id("gen"), now=now)
-        await credits.grant_pack(session, org_id=org_id, plan=Plan.STARTER, amount=7, now=now)
+
+    def spend_and_grant(conn) -> None:
+        credits.reserve(conn, org_id=org_id, cost=15, generation_id=new_id("gen"), now=now)
+        credits.grant_pack(conn, org_id=org_id, amount=7, now=now)
+
+    await db.run(spend_and_grant)
     assert await state(db, org_id) == (35, 7, 42)
     later = now + timedelta(days=40)  # one full period later
-    async with db.write() as session:
-        await credits.reserve(session, org_id=org_id, plan=Plan.STARTER, cost=1, generation_id=new_id("gen"), now=later)
+    await db.run(lambda conn: credits.reserve(conn, org_id=org_id, cost=1, generation_id=new_id("gen"), now=later))
     monthly, bonus, total = await state(db, org_id)
     assert (monthly, bonus) == (49, 7)  # fresh allowance of 50, minus 1; bonus kept
     assert total == monthly + bonus
-    async with db.read() as session:
-        account = await session.get(CreditAccount, org_id)
+    account = await db.run_read(lambda conn: repository.get_account(conn, org_id))
     assert account is not None and account.period_start <= later < account.period_end
 
 
 async def test_refund_returns_credits_to_their_buckets_once(db, clock) -> None:
     now = to_datetime(clock.time())
     org_id = await new_org(db, Plan.NONE, now)
-    async with db.write() as session:
-        await credits.grant_pack(session, org_id=org_id, plan=Plan.NONE, amount=20, now=now)
-        gen = new_id("gen")
-        reservation = await credits.reserve(session, org_id=org_id, plan=Plan.NONE, cost=15, generation_id=gen, now=now)
+    gen = new_id("gen")
+
+    def grant_and_reserve(conn) -> credits.Reservation:
+        credits.grant_pack(conn, org_id=org_id, amount=20, now=now)
+        return credits.reserve(conn, org_id=org_id, cost=15, generation_id=gen, now=now)
+
+    reservation = await db.run(grant_and_reserve)
     assert await state(db, org_id) == (0, 5, 5)
-    async with db.write() as session:
-        await credits.refund(
-            session, org_id=org_id, plan=Plan.NONE, generation_id=gen, allowance_part=reservation.allowance_part,
+
+    def refund(conn) -> credits.Balance:
+        return credits.refund(
+            conn, org_id=org_id, generation_id=gen, allowance_part=reservation.allowance_part,
             bonus_part=reservation.bonus_part, period_start=reservation.period_start, now=now,
         )
+
+    assert (await db.run(refund)).remaining == 20
     assert await state(db, org_id) == (0, 20, 20)
-    with pytest.raises(Exception):  # the ledger's unique index refuses a second refund
-        async with db.write() as session:
-            await credits.refund(
-                session, org_id=org_id, plan=Plan.NONE, generation_id=gen, allowance_part=0,
-                bonus_part=15, period_start=reservation.period_start, now=now,
-            )
-    assert await state(db, org_id) == (0, 20, 20)
+    with pytest.raises(IntegrityError):  # the ledger's unique index refuses a second refund
+        await db.run(refund)
+    assert await state(db, org_id) == (0, 20, 20)  # and the failed transaction changed nothing
 
 
 async def test_refund_after_rollover_becomes_bonus(db, clock) -> None:
     now = to_datetime(clock.time())
     org_id = await new_org(db, Plan.STARTER, now)
     gen = new_id("gen")
-    async with db.write() as session:
-        reservation = await credits.reserve(session, org_id=org_id, plan=Plan.STARTER, cost=5, generation_id=gen, now=now)
+    reservation = await db.run(lambda conn: credits.reserve(conn, org_id=org_id, cost=5, generation_id=gen, now=now))
     later = now + timedelta(days=32)
-    async with db.write() as session:
-        await credits.refund(
-            session, org_id=org_id, plan=Plan.STARTER, generation_id=gen, allowance_part=reservation.allowance_part,
+    await db.run(
+        lambda conn: credits.refund(
+            conn, org_id=org_id, generation_id=gen, allowance_part=reservation.allowance_part,
             bonus_part=reservation.bonus_part, period_start=reservation.period_start, now=later,
         )
+    )
     monthly, bonus, total = await state(db, org_id)
     assert (monthly, bonus) == (50, 5)
     assert total == 55
 
 
-async def test_concurrent_reservations_on_separate_connections(db, clock) -> None:
+async def test_concurrent_reservations_never_overdraw(db, clock) -> None:
     """40 reservations of 3 credits at once against 50 credits: exactly 16 succeed, never below zero."""
     now = to_datetime(clock.time())
     org_id = await new_org(db, Plan.STARTER, now)
 
     async def one() -> bool:
         try:
-            async with db.write() as session:
-                await credits.reserve(session, org_id=org_id, plan=Plan.STARTER, cost=3, generation_id=new_id("gen"), now=now)
+            await db.run(lambda conn: credits.reserve(conn, org_id=org_id, cost=3, generation_id=new_id("gen"), now=now))
             return True
         except InsufficientCredits:
             return False
@@ -108,6 +113,5 @@ async def test_insufficient_reports_the_balance(db, clock) -> None:
     now = to_datetime(clock.time())
     org_id = await new_org(db, Plan.NONE, now)
     with pytest.raises(InsufficientCredits) as caught:
-        async with db.write() as session:
-            await credits.reserve(session, org_id=org_id, plan=Plan.NONE, cost=1, generation_id=new_id("gen"), now=now)
+        await db.run(lambda conn: credits.reserve(conn, org_id=org_id, cost=1, generation_id=new_id("gen"), now=now))
     assert caught.value.fields == {"credits_remaining": 0, "credits_required": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,26 @@ def test_gate_never_changes_the_verdict(prompt: str) -> None:
     assert safety_filter._first_match(text) is safety_filter._first_match(text, gated=False)
 
 
+def _vocabulary() -> list[str]:
+    words = {w for _, p in BLOCKED for w in normalise(p).split()}
+    words |= {w for p in ALLOWED for w in normalise(p).split()}
+    return sorted(words)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_gate_never_changes_the_verdict_on_random_text(seed: int) -> None:
+    """Shuffled corpus words make many near-misses; gated and ungated matching must agree."""
+    rng = random.Random(seed)
+    vocabulary = _vocabulary()
+    for _ in range(50):
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(1, 12))]
+        if rng.random() < 0.5:  # splice a blocked prompt into the noise
+            words.insert(rng.randint(0, len(words)), normalise(rng.choice(BLOCKED)[1]))
+        text = " ".join(words)
+        gated = safety_filter._first_match(text)
+        assert gated is safety_filter._first_match(text, gated=False), text
+
+
 def test_every_rule_is_exercised_by_the_blocked_corpus() -> None:
     hit = {id(safety_filter._first_match(normalise(p))) for _, p in BLOCKED}
     unused = [r.why for r in safety_filter._RULES if id(r) not in hit]
@@ -105,6 +126,13 @@ def test_every_rule_is_exercised_by_the_blocked_corpus() -> None:
         ("4k video, 1080p, 3rd place, 5yo, mp3", "4k video 1080p 3rd place 5yo mp3"),
         ("50% off, 3 2 1 go", "50 off 3 2 1 go"),
         ("e.g. A-Z", "e g a z"),
+        ("t.e.e.n n.u.d.e.s", "teen nudes"),  # one separator per word keeps the words apart
+        ("H O W  T O  M A K E", "how to make"),  # wider gaps between letter-spaced words
+        ("p*rn", "porn"),  # a masked vowel is filled in when that spells a listed word
+        ("*sale* 5* hotel", "sale 5 hotel"),
+        ("wow!!!", "wow"),
+        ("Café “crème” — 🎉 naïve", "cafe creme naive"),
+        ("line one\nline\ttwo", "line one line two"),
     ],
 )
 def test_normalise(raw: str, expected: str) -> None:

@@ -8,7 +8,6 @@ only with PostgreSQL) does not reach that file; there the cache TTL bounds how l
 keeps working, until a shared store carries the epoch (scale-out issue).
 """
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from postengine.auth.scopes import Scope, parse_scopes
 from postengine.db import Database
 from postengine.errors import Unauthorized
 from postengine.kit.clock import Clock, to_datetime
+from postengine.kit.epoch import Epoch
 
 MISSING_KEY = "Missing API key. Send it as: Authorization: Bearer pe_live_…"
 INVALID_KEY = "Invalid or expired API key"
@@ -37,19 +37,8 @@ class Caller:
 
 
 def bump_epoch(path: Path) -> None:
-    """Tell every server sharing this data directory that keys changed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(str(time.time_ns()), encoding="ascii")
-    os.replace(tmp, path)  # a new inode each time, so the identity always changes
-
-
-def _epoch(path: Path) -> tuple[int, int, int]:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+    """Tell every server sharing this data directory that keys, organisations or credits changed."""
+    Epoch(path).bump()
 
 
 class Authenticator:
@@ -58,10 +47,10 @@ class Authenticator:
     ) -> None:
         self._db = database
         self._secret_key = secret_key
-        self._epoch_path = epoch_path
+        self._epoch = Epoch(epoch_path)
         self._ttl = ttl
         self._clock = clock
-        self._epoch = _epoch(epoch_path)
+        self._epoch_token = self._epoch.token()
         self._cache: dict[str, tuple[Caller | None, float]] = {}
         self.last_used: dict[str, datetime] = {}  # key id → time, flushed to the database in batches
 
@@ -74,10 +63,10 @@ class Authenticator:
             raise Unauthorized(INVALID_KEY)
         key_hash = keys.hash_key(self._secret_key, secret)
 
-        epoch = _epoch(self._epoch_path)
-        if epoch != self._epoch:
+        token = self._epoch.token()
+        if token != self._epoch_token:
             self._cache.clear()
-            self._epoch = epoch
+            self._epoch_token = token
         now_mono = time.monotonic()
         cached = self._cache.get(key_hash)
         if cached is not None and now_mono - cached[1] < self._ttl:

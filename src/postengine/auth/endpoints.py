@@ -4,9 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import select
 from starlette.requests import Request
 
+from postengine.auth.authenticator import INVALID_KEY
 from postengine.auth.dependencies import AnyCaller
 from postengine.auth.scopes import format_scopes
 from postengine.context import get_ctx
@@ -15,7 +15,6 @@ from postengine.credits.plans import PLANS, Plan
 from postengine.envelope import EnvelopeResponse, ok
 from postengine.errors import Unauthorized
 from postengine.kit.clock import iso, to_datetime
-from postengine.models import CreditAccount, Organization
 from postengine.openapi import envelope_of, error_responses
 from postengine.ratelimit.rules import RULES, RateLimitScope
 
@@ -39,20 +38,12 @@ class MeResponse(BaseModel):
 async def me(request: Request, caller: AnyCaller) -> EnvelopeResponse:
     ctx = get_ctx(request)
     now = to_datetime(ctx.clock.time())
-    async with ctx.db.read() as session:
-        row = (
-            await session.execute(
-                select(Organization, CreditAccount)
-                .join(CreditAccount, CreditAccount.org_id == Organization.id)
-                .where(Organization.id == caller.org_id)
-            )
-        ).first()
-    if row is None:
-        raise Unauthorized("Invalid or expired API key")
-    org, account = row
+    org = await ctx.orgs.get(caller.org_id)
+    if org is None:
+        raise Unauthorized(INVALID_KEY)
     plan = Plan(org.plan)
     limits = PLANS[plan]
-    balance = credits.project(account, plan, now)
+    balance = credits.project(org.account, plan, now)
     states = []
     for scope in (RateLimitScope.API, RateLimitScope.POSTS, RateLimitScope.AI):
         for state in await ctx.rate_limits.peek(caller.key_id, RULES[scope]):
@@ -78,7 +69,7 @@ async def me(request: Request, caller: AnyCaller) -> EnvelopeResponse:
         },
         "scopes": scopes,
         "organization": {
-            "id": org.id,
+            "id": org.org_id,
             "name": org.name,
             "subscription_plan": org.plan,
             "subscription_status": org.subscription_status,

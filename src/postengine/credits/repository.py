@@ -1,31 +1,77 @@
-"""Every SQL statement that touches credit balances and the ledger."""
+"""Every SQL statement that touches credit balances and the ledger.
 
+Synchronous Core statements on a `Connection`, run inside one transaction by `Database.run`: this
+is the hot path of every generation, where per-statement round trips through an async driver would
+cost more than the SQL itself.
+"""
+
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Row, func, insert, select, update
 
-from postengine.models import CreditAccount, CreditLedgerEntry
+from postengine.models import CreditAccount, CreditLedgerEntry, Organization
 
 
-async def get_account(session: AsyncSession, org_id: str, *, lock: bool = False) -> CreditAccount | None:
-    stmt = select(CreditAccount).where(CreditAccount.org_id == org_id)
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    org_id: str
+    plan: str
+    period_start: datetime
+    period_end: datetime
+    allowance: int
+    allowance_used: int
+    bonus: int
+
+
+_ACCOUNT_COLUMNS = (
+    CreditAccount.org_id,
+    Organization.plan,
+    CreditAccount.period_start,
+    CreditAccount.period_end,
+    CreditAccount.allowance,
+    CreditAccount.allowance_used,
+    CreditAccount.bonus,
+)
+
+
+def _row(row: Row[tuple[str, str, datetime, datetime, int, int, int]]) -> AccountRow:
+    return AccountRow(*row)
+
+
+def get_account(conn: Connection, org_id: str, *, lock: bool = False) -> AccountRow | None:
+    """The account with its organisation's plan. `lock`: a row lock on PostgreSQL (SQLite writers
+    are serialised by `BEGIN IMMEDIATE` anyway)."""
+    stmt = (
+        select(*_ACCOUNT_COLUMNS)
+        .join(Organization, Organization.id == CreditAccount.org_id)
+        .where(CreditAccount.org_id == org_id)
+    )
     if lock:
-        stmt = stmt.with_for_update()  # row lock on PostgreSQL; SQLite writers are serialised anyway
-    result = await session.execute(stmt.execution_options(populate_existing=True))
-    return result.scalar_one_or_none()
+        stmt = stmt.with_for_update(of=CreditAccount)
+    row = conn.execute(stmt).first()
+    return None if row is None else _row(row)
 
 
-async def set_account(
-    session: AsyncSession,
-    account: CreditAccount,
-    *,
-    allowance_used: int,
-    bonus: int,
-) -> bool:
+def insert_account(
+    conn: Connection, *, org_id: str, period_start: datetime, period_end: datetime, allowance: int
+) -> None:
+    conn.execute(
+        insert(CreditAccount).values(
+            org_id=org_id,
+            period_start=period_start,
+            period_end=period_end,
+            allowance=allowance,
+            allowance_used=0,
+            bonus=0,
+        )
+    )
+
+
+def set_account(conn: Connection, account: AccountRow, *, allowance_used: int, bonus: int) -> bool:
     """Write new bucket values only if the row still holds the values we read: a guard behind the row
     lock, so that no interleaving we did not foresee can overdraw a balance."""
-    result = await session.execute(
+    result = conn.execute(
         update(CreditAccount)
         .where(
             CreditAccount.org_id == account.org_id,
@@ -39,15 +85,10 @@ async def set_account(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-async def roll_period(
-    session: AsyncSession,
-    account: CreditAccount,
-    *,
-    period_start: datetime,
-    period_end: datetime,
-    allowance: int,
+def roll_period(
+    conn: Connection, account: AccountRow, *, period_start: datetime, period_end: datetime, allowance: int
 ) -> bool:
-    result = await session.execute(
+    result = conn.execute(
         update(CreditAccount)
         .where(CreditAccount.org_id == account.org_id, CreditAccount.period_end == account.period_end)
         .values(period_start=period_start, period_end=period_end, allowance=allowance, allowance_used=0)
@@ -56,8 +97,8 @@ async def roll_period(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-async def add_ledger(
-    session: AsyncSession,
+def add_ledger(
+    conn: Connection,
     *,
     org_id: str,
     kind: str,
@@ -67,7 +108,7 @@ async def add_ledger(
     generation_id: str | None = None,
     note: str | None = None,
 ) -> None:
-    await session.execute(
+    conn.execute(
         insert(CreditLedgerEntry).values(
             org_id=org_id,
             kind=kind,
@@ -81,18 +122,29 @@ async def add_ledger(
     )
 
 
-async def ledger(session: AsyncSession, org_id: str, limit: int = 50) -> list[CreditLedgerEntry]:
-    result = await session.execute(
-        select(CreditLedgerEntry)
+def ledger(
+    conn: Connection, org_id: str, limit: int = 50
+) -> list[Row[tuple[int, str, int, int, int, str | None, str | None, datetime]]]:
+    result = conn.execute(
+        select(
+            CreditLedgerEntry.id,
+            CreditLedgerEntry.kind,
+            CreditLedgerEntry.amount,
+            CreditLedgerEntry.allowance_delta,
+            CreditLedgerEntry.bonus_delta,
+            CreditLedgerEntry.generation_id,
+            CreditLedgerEntry.note,
+            CreditLedgerEntry.created_at,
+        )
         .where(CreditLedgerEntry.org_id == org_id)
         .order_by(CreditLedgerEntry.id.desc())
         .limit(limit)
     )
-    return list(result.scalars())
+    return list(result.all())
 
 
-async def ledger_sum(session: AsyncSession, org_id: str) -> int:
-    result = await session.execute(
+def ledger_sum(conn: Connection, org_id: str) -> int:
+    result = conn.execute(
         select(func.coalesce(func.sum(CreditLedgerEntry.amount), 0)).where(CreditLedgerEntry.org_id == org_id)
     )
     return int(result.scalar_one())

@@ -9,14 +9,14 @@ so `sum(ledger.amount) == balance` holds at every commit.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection
 
 from postengine.credits import repository
 from postengine.credits.errors import AlreadySettled, UnknownOrganization
 from postengine.credits.plans import PLANS, Plan
+from postengine.credits.repository import AccountRow
 from postengine.errors import InsufficientCredits
 from postengine.kit.clock import add_months
-from postengine.models import CreditAccount
 
 
 class ConcurrentUpdate(Exception):
@@ -50,7 +50,7 @@ class Reservation:
     balance: Balance
 
 
-def _balance(account: CreditAccount) -> Balance:
+def _balance(account: AccountRow) -> Balance:
     return Balance(
         account.allowance, account.allowance_used, account.bonus, account.period_start, account.period_end
     )
@@ -63,7 +63,7 @@ def _next_period(start: datetime, end: datetime, now: datetime) -> tuple[datetim
     return add_months(start, months - 1), add_months(start, months)
 
 
-def project(account: CreditAccount, plan: Plan, now: datetime) -> Balance:
+def project(account: AccountRow, plan: Plan, now: datetime) -> Balance:
     """The balance as it is at `now`, counting a period rollover that no write has recorded yet."""
     if account.period_end > now:
         return _balance(account)
@@ -71,22 +71,14 @@ def project(account: CreditAccount, plan: Plan, now: datetime) -> Balance:
     return Balance(PLANS[plan].monthly_credits, 0, account.bonus, start, end)
 
 
-async def open_account(session: AsyncSession, org_id: str, plan: Plan, now: datetime) -> None:
+def open_account(conn: Connection, org_id: str, plan: Plan, now: datetime) -> None:
     allowance = PLANS[plan].monthly_credits
-    session.add(
-        CreditAccount(
-            org_id=org_id,
-            period_start=now,
-            period_end=add_months(now, 1),
-            allowance=allowance,
-            allowance_used=0,
-            bonus=0,
-        )
+    repository.insert_account(
+        conn, org_id=org_id, period_start=now, period_end=add_months(now, 1), allowance=allowance
     )
-    await session.flush()
     if allowance:
-        await repository.add_ledger(
-            session,
+        repository.add_ledger(
+            conn,
             org_id=org_id,
             kind="allowance",
             allowance_delta=allowance,
@@ -96,23 +88,22 @@ async def open_account(session: AsyncSession, org_id: str, plan: Plan, now: date
         )
 
 
-async def _current(session: AsyncSession, org_id: str, plan: Plan, now: datetime) -> CreditAccount:
+def _current(conn: Connection, org_id: str, now: datetime) -> AccountRow:
     """The locked account row, rolled into the period that contains `now`."""
-    account = await repository.get_account(session, org_id, lock=True)
+    account = repository.get_account(conn, org_id, lock=True)
     if account is None:
         raise UnknownOrganization("No such organization.")
     if account.period_end > now:
         return account
+    plan = Plan(account.plan)
     start, end = _next_period(account.period_start, account.period_end, now)
     expired = account.allowance - account.allowance_used
     allowance = PLANS[plan].monthly_credits
-    if not await repository.roll_period(
-        session, account, period_start=start, period_end=end, allowance=allowance
-    ):
+    if not repository.roll_period(conn, account, period_start=start, period_end=end, allowance=allowance):
         raise ConcurrentUpdate(org_id)
     if expired:
-        await repository.add_ledger(
-            session,
+        repository.add_ledger(
+            conn,
             org_id=org_id,
             kind="expiry",
             allowance_delta=-expired,
@@ -121,8 +112,8 @@ async def _current(session: AsyncSession, org_id: str, plan: Plan, now: datetime
             note="unused monthly allowance expired",
         )
     if allowance:
-        await repository.add_ledger(
-            session,
+        repository.add_ledger(
+            conn,
             org_id=org_id,
             kind="allowance",
             allowance_delta=allowance,
@@ -130,30 +121,26 @@ async def _current(session: AsyncSession, org_id: str, plan: Plan, now: datetime
             at=now,
             note=f"{plan} plan monthly allowance",
         )
-    rolled = await repository.get_account(session, org_id)
-    assert rolled is not None
-    return rolled
+    return AccountRow(org_id, account.plan, start, end, allowance, 0, account.bonus)
 
 
-async def reserve(
-    session: AsyncSession, *, org_id: str, plan: Plan, cost: int, generation_id: str, now: datetime
-) -> Reservation:
+def reserve(conn: Connection, *, org_id: str, cost: int, generation_id: str, now: datetime) -> Reservation:
     """Take `cost` credits (allowance first, then bonus) or raise `InsufficientCredits`."""
-    account = await _current(session, org_id, plan, now)
+    account = _current(conn, org_id, now)
     balance = _balance(account)
     if balance.remaining < cost:
         raise InsufficientCredits(required=cost, remaining=balance.remaining)
     from_allowance = min(cost, balance.allowance_remaining)
     from_bonus = cost - from_allowance
-    if not await repository.set_account(
-        session,
+    if not repository.set_account(
+        conn,
         account,
         allowance_used=account.allowance_used + from_allowance,
         bonus=account.bonus - from_bonus,
     ):
         raise ConcurrentUpdate(org_id)
-    await repository.add_ledger(
-        session,
+    repository.add_ledger(
+        conn,
         org_id=org_id,
         kind="generation",
         allowance_delta=-from_allowance,
@@ -171,11 +158,10 @@ async def reserve(
     return Reservation(cost, from_allowance, from_bonus, account.period_start, after)
 
 
-async def refund(
-    session: AsyncSession,
+def refund(
+    conn: Connection,
     *,
     org_id: str,
-    plan: Plan,
     generation_id: str,
     allowance_part: int,
     bonus_part: int,
@@ -186,20 +172,20 @@ async def refund(
     since, the allowance part would already have expired; it is returned as bonus credits instead,
     so a failed generation never costs anything. The caller guarantees (by a conditional status
     change of the generation) that this runs at most once; the ledger's unique index backs that."""
-    account = await _current(session, org_id, plan, now)
+    account = _current(conn, org_id, now)
     if account.period_start == period_start:
         back_allowance, back_bonus = allowance_part, bonus_part
     else:
         back_allowance, back_bonus = 0, allowance_part + bonus_part
-    if not await repository.set_account(
-        session,
+    if not repository.set_account(
+        conn,
         account,
         allowance_used=account.allowance_used - back_allowance,
         bonus=account.bonus + back_bonus,
     ):
         raise ConcurrentUpdate(org_id)
-    await repository.add_ledger(
-        session,
+    repository.add_ledger(
+        conn,
         org_id=org_id,
         kind="refund",
         allowance_delta=back_allowance,
@@ -216,18 +202,16 @@ async def refund(
     )
 
 
-async def grant_pack(
-    session: AsyncSession, *, org_id: str, plan: Plan, amount: int, now: datetime
-) -> Balance:
+def grant_pack(conn: Connection, *, org_id: str, amount: int, now: datetime) -> Balance:
     if amount <= 0:
         raise ValueError("a credit pack must be a positive number of credits")
-    account = await _current(session, org_id, plan, now)
-    if not await repository.set_account(
-        session, account, allowance_used=account.allowance_used, bonus=account.bonus + amount
+    account = _current(conn, org_id, now)
+    if not repository.set_account(
+        conn, account, allowance_used=account.allowance_used, bonus=account.bonus + amount
     ):
         raise ConcurrentUpdate(org_id)
-    await repository.add_ledger(
-        session, org_id=org_id, kind="pack", allowance_delta=0, bonus_delta=amount, at=now, note="credit pack"
+    repository.add_ledger(
+        conn, org_id=org_id, kind="pack", allowance_delta=0, bonus_delta=amount, at=now, note="credit pack"
     )
     return Balance(
         account.allowance,

@@ -1,15 +1,19 @@
-"""Every SQL statement of the generation flow."""
+"""Every SQL statement of the generation flow: synchronous Core, run through `Database.run`."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Row, insert, select, update
 
 from postengine.models import Generation, Media, Organization
 
 
-async def mark(
-    session: AsyncSession,
+def insert_generation(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(Generation).values(**values))
+
+
+def mark(
+    conn: Connection,
     generation_id: str,
     *,
     status: str,
@@ -20,7 +24,7 @@ async def mark(
 ) -> bool:
     """Move a generation out of `reserved`. False if it already left it (completed or refunded):
     this conditional update is what makes every generation settle exactly once."""
-    result = await session.execute(
+    result = conn.execute(
         update(Generation)
         .where(Generation.id == generation_id, Generation.status == "reserved")
         .values(status=status, finished_at=at, media_id=media_id, error=error, provider=provider)
@@ -29,22 +33,29 @@ async def mark(
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-async def add_media(session: AsyncSession, media: Media) -> None:
-    session.add(media)
-    await session.execute(
+def add_media(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(Media).values(**values))
+    conn.execute(
         update(Organization)
-        .where(Organization.id == media.org_id)
-        .values(storage_used_bytes=Organization.storage_used_bytes + media.size)
+        .where(Organization.id == values["org_id"])
+        .values(storage_used_bytes=Organization.storage_used_bytes + values["size"])
         .execution_options(synchronize_session=False)
     )
-    await session.flush()
 
 
-async def expired_reservations(session: AsyncSession, now: datetime, limit: int = 100) -> list[Generation]:
-    result = await session.execute(
-        select(Generation)
+def expired_reservations(
+    conn: Connection, now: datetime, limit: int = 100
+) -> list[Row[tuple[str, str, int, int, datetime]]]:
+    result = conn.execute(
+        select(
+            Generation.id,
+            Generation.org_id,
+            Generation.allowance_part,
+            Generation.bonus_part,
+            Generation.period_start,
+        )
         .where(Generation.status == "reserved", Generation.deadline_at < now)
         .order_by(Generation.deadline_at)
         .limit(limit)
     )
-    return list(result.scalars())
+    return list(result.all())

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 import anyio
 import anyio.to_thread
 from PIL import Image
+from sqlalchemy import Connection
 
-from postengine.auth.authenticator import INVALID_KEY, Caller
+from postengine.auth.authenticator import Caller
 from postengine.context import AppContext
 from postengine.credits import service as credits
-from postengine.credits.plans import Plan
-from postengine.errors import GenerationFailed, PromptBlocked, ProviderUnavailable, Unauthorized
+from postengine.errors import GenerationFailed, PromptBlocked, ProviderUnavailable
 from postengine.generation import repository
 from postengine.generation.models import MODEL_SPECS, output_size
 from postengine.generation.providers import (
@@ -32,7 +32,6 @@ from postengine.generation.schemas import GeneratedImage, GenerateImageRequest
 from postengine.kit.clock import iso, to_datetime
 from postengine.kit.ids import new_id
 from postengine.kit.image import encode_webp, resize_to
-from postengine.models import Generation, Media, Organization
 from postengine.safety import check_prompt
 
 log = logging.getLogger("postengine.generation")
@@ -43,6 +42,7 @@ class _Encoded:
     data: bytes
     width: int
     height: int
+    sha256: str
 
 
 def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encoded:
@@ -50,7 +50,8 @@ def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encod
         image = resize_to(image, width, height)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGB")
-    return _Encoded(encode_webp(image, quality=quality), width, height)
+    data = encode_webp(image, quality=quality)
+    return _Encoded(data, width, height, hashlib.sha256(data).hexdigest())
 
 
 async def generate_image(ctx: AppContext, caller: Caller, body: GenerateImageRequest) -> GeneratedImage:
@@ -63,33 +64,34 @@ async def generate_image(ctx: AppContext, caller: Caller, body: GenerateImageReq
     generation_id, media_id = new_id("gen"), new_id("med")
     now = to_datetime(ctx.clock.time())
 
-    async with ctx.db.write() as session:
-        org = await session.get(Organization, caller.org_id)
-        if org is None:  # the organisation was deleted while its key was cached
-            raise Unauthorized(INVALID_KEY)
-        plan = Plan(org.plan)
-        reservation = await credits.reserve(
-            session, org_id=org.id, plan=plan, cost=spec.credits, generation_id=generation_id, now=now
-        )
-        session.add(
-            Generation(
-                id=generation_id,
-                org_id=org.id,
-                api_key_id=caller.key_id,
-                model=str(body.model),
-                aspect_ratio=str(body.aspect_ratio),
-                prompt=body.prompt,
-                status="reserved",
-                credits=spec.credits,
-                allowance_part=reservation.allowance_part,
-                bonus_part=reservation.bonus_part,
-                period_start=reservation.period_start,
-                created_at=now,
-                deadline_at=now + timedelta(seconds=ctx.settings.generation_deadline_seconds),
-            )
-        )
+    deadline = now + timedelta(seconds=ctx.settings.generation_deadline_seconds)
 
-    refund = _Refund(ctx, caller.org_id, plan, generation_id, reservation)
+    def reserve(conn: Connection) -> credits.Reservation:
+        reservation = credits.reserve(
+            conn, org_id=caller.org_id, cost=spec.credits, generation_id=generation_id, now=now
+        )
+        repository.insert_generation(
+            conn,
+            id=generation_id,
+            org_id=caller.org_id,
+            api_key_id=caller.key_id,
+            model=str(body.model),
+            aspect_ratio=str(body.aspect_ratio),
+            prompt=body.prompt,
+            status="reserved",
+            credits=spec.credits,
+            allowance_part=reservation.allowance_part,
+            bonus_part=reservation.bonus_part,
+            period_start=reservation.period_start,
+            created_at=now,
+            deadline_at=deadline,
+        )
+        return reservation
+
+    reservation = await ctx.db.run(reserve)
+    ctx.orgs.invalidate(caller.org_id)
+
+    refund = _Refund(ctx, caller.org_id, generation_id, reservation)
     key = f"media/{media_id}/original.webp"
     try:
         with anyio.fail_after(ctx.settings.generation_deadline_seconds):
@@ -125,39 +127,40 @@ async def generate_image(ctx: AppContext, caller: Caller, body: GenerateImageReq
         raise
 
     completed_at = to_datetime(ctx.clock.time())
-    async with ctx.db.write() as session:
-        if await repository.mark(
-            session,
+
+    def complete(conn: Connection) -> bool:
+        if not repository.mark(
+            conn,
             generation_id,
             status="completed",
             at=completed_at,
             media_id=media_id,
             provider=provider_name,
         ):
-            await repository.add_media(
-                session,
-                Media(
-                    id=media_id,
-                    org_id=caller.org_id,
-                    type="image",
-                    status="ready",
-                    source="ai",
-                    filename=f"{media_id}.webp",
-                    content_type="image/webp",
-                    size=len(encoded.data),
-                    width=encoded.width,
-                    height=encoded.height,
-                    storage_key=key,
-                    sha256=hashlib.sha256(encoded.data).hexdigest(),
-                    ai_model=str(body.model),
-                    ai_prompt=body.prompt,
-                    ai_aspect_ratio=str(body.aspect_ratio),
-                    created_at=completed_at,
-                ),
-            )
-            settled = True
-        else:
-            settled = False
+            return False
+        repository.add_media(
+            conn,
+            id=media_id,
+            org_id=caller.org_id,
+            type="image",
+            status="ready",
+            source="ai",
+            filename=f"{media_id}.webp",
+            content_type="image/webp",
+            size=len(encoded.data),
+            width=encoded.width,
+            height=encoded.height,
+            storage_key=key,
+            sha256=encoded.sha256,
+            ai_model=str(body.model),
+            ai_prompt=body.prompt,
+            ai_aspect_ratio=str(body.aspect_ratio),
+            created_at=completed_at,
+        )
+        return True
+
+    settled = await ctx.db.run(complete)
+    ctx.orgs.invalidate(caller.org_id)
     if not settled:
         # The sweeper refunded this generation while it ran past its deadline: it is not charged,
         # so it must not produce a media item either.
@@ -196,9 +199,9 @@ async def _run_providers(ctx: AppContext, request: ImageRequest) -> tuple[Image.
 
 class _Refund:
     def __init__(
-        self, ctx: AppContext, org_id: str, plan: Plan, generation_id: str, reservation: credits.Reservation
+        self, ctx: AppContext, org_id: str, generation_id: str, reservation: credits.Reservation
     ) -> None:
-        self._ctx, self._org_id, self._plan = ctx, org_id, plan
+        self._ctx, self._org_id = ctx, org_id
         self._generation_id, self._reservation = generation_id, reservation
 
     async def __call__(self, error: str) -> credits.Balance | None:
@@ -206,7 +209,6 @@ class _Refund:
             self._ctx,
             generation_id=self._generation_id,
             org_id=self._org_id,
-            plan=self._plan,
             allowance_part=self._reservation.allowance_part,
             bonus_part=self._reservation.bonus_part,
             period_start=self._reservation.period_start,
@@ -219,7 +221,6 @@ async def refund_generation(
     *,
     generation_id: str,
     org_id: str,
-    plan: Plan,
     allowance_part: int,
     bonus_part: int,
     period_start: datetime,
@@ -227,13 +228,13 @@ async def refund_generation(
 ) -> credits.Balance | None:
     """Mark the generation failed and return its credits, once. None if it was already settled."""
     now = to_datetime(ctx.clock.time())
-    async with ctx.db.write() as session:
-        if not await repository.mark(session, generation_id, status="failed", at=now, error=error):
+
+    def refund(conn: Connection) -> credits.Balance | None:
+        if not repository.mark(conn, generation_id, status="failed", at=now, error=error):
             return None
-        return await credits.refund(
-            session,
+        return credits.refund(
+            conn,
             org_id=org_id,
-            plan=plan,
             generation_id=generation_id,
             allowance_part=allowance_part,
             bonus_part=bonus_part,
@@ -241,31 +242,27 @@ async def refund_generation(
             now=now,
         )
 
+    balance = await ctx.db.run(refund)
+    ctx.orgs.invalidate(org_id)
+    return balance
+
 
 async def sweep_expired(ctx: AppContext, grace_seconds: float = 30.0) -> int:
     """Refund generations stuck in `reserved` past their deadline (the process died mid-way)."""
     cutoff = to_datetime(ctx.clock.time() - grace_seconds)
-    async with ctx.db.read() as session:
-        stuck = await repository.expired_reservations(session, cutoff)
-        plans = {g.org_id: (await session.get(Organization, g.org_id)) for g in stuck}
+    stuck = await ctx.db.run_read(lambda conn: repository.expired_reservations(conn, cutoff))
     refunded = 0
     for gen in stuck:
-        org = plans.get(gen.org_id)
-        if org is None:
-            continue
-        if (
-            await refund_generation(
-                ctx,
-                generation_id=gen.id,
-                org_id=gen.org_id,
-                plan=Plan(org.plan),
-                allowance_part=gen.allowance_part,
-                bonus_part=gen.bonus_part,
-                period_start=gen.period_start,
-                error="deadline passed (sweeper)",
-            )
-            is not None
-        ):
+        balance = await refund_generation(
+            ctx,
+            generation_id=gen.id,
+            org_id=gen.org_id,
+            allowance_part=gen.allowance_part,
+            bonus_part=gen.bonus_part,
+            period_start=gen.period_start,
+            error="deadline passed (sweeper)",
+        )
+        if balance is not None:
             refunded += 1
     if refunded:
         log.warning("sweeper refunded %d generations stuck past their deadline", refunded)

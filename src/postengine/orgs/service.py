@@ -32,7 +32,7 @@ async def create_org(
     )
     session.add(org)
     await session.flush()
-    await credits.open_account(session, org.id, plan, now)
+    await session.run_sync(lambda sync: credits.open_account(sync.connection(), org.id, plan, now))
     return org
 
 

@@ -1,0 +1,84 @@
+"""An in-process snapshot of each organisation and its credit account, for `GET /me`.
+
+Reads of quotas must not cost a database round trip per request. The snapshot is dropped
+- by this process whenever it changes the organisation's credits or storage (generation, refund),
+- by every process when the shared epoch file changes (the CLI bumps it after grants and keys),
+- after `ttl` seconds, which bounds staleness from writers that reach neither (other machines).
+Decisions that spend credits never read it: they run on the database with a row lock.
+"""
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from postengine.credits.repository import AccountRow
+from postengine.db import Database
+from postengine.kit.epoch import Epoch
+from postengine.models import CreditAccount, Organization
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSnapshot:
+    org_id: str
+    name: str
+    plan: str
+    subscription_status: str
+    storage_used_bytes: int
+    account: AccountRow
+
+
+class OrgCache:
+    def __init__(self, db: Database, epoch: Epoch, ttl: float) -> None:
+        self._db = db
+        self._epoch = epoch
+        self._token = epoch.token()
+        self._ttl = ttl
+        self._entries: dict[str, tuple[OrgSnapshot, float]] = {}
+        self._versions: dict[str, int] = {}
+
+    def invalidate(self, org_id: str) -> None:
+        self._entries.pop(org_id, None)
+        self._versions[org_id] = self._versions.get(org_id, 0) + 1
+
+    async def get(self, org_id: str) -> OrgSnapshot | None:
+        token = self._epoch.token()
+        if token != self._token:
+            self._entries.clear()
+            self._token = token
+        entry = self._entries.get(org_id)
+        now = time.monotonic()
+        if entry is not None and now - entry[1] < self._ttl:
+            return entry[0]
+        version = self._versions.get(org_id, 0)
+        snapshot = await self._load(org_id)
+        # A write that happened while we were reading makes this snapshot old already: don't keep it.
+        if snapshot is not None and self._versions.get(org_id, 0) == version:
+            if len(self._entries) >= 10_000:
+                self._entries.clear()
+            self._entries[org_id] = (snapshot, now)
+        return snapshot
+
+    async def _load(self, org_id: str) -> OrgSnapshot | None:
+        async with self._db.read_engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        Organization.name,
+                        Organization.subscription_status,
+                        Organization.storage_used_bytes,
+                        Organization.plan,
+                        CreditAccount.period_start,
+                        CreditAccount.period_end,
+                        CreditAccount.allowance,
+                        CreditAccount.allowance_used,
+                        CreditAccount.bonus,
+                    )
+                    .join(CreditAccount, CreditAccount.org_id == Organization.id)
+                    .where(Organization.id == org_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        name, status, storage, plan, *account = row
+        return OrgSnapshot(org_id, name, plan, status, storage, AccountRow(org_id, plan, *account))

@@ -8,7 +8,7 @@ cost more than the SQL itself.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from postengine.models import CreditAccount, CreditLedgerEntry, Organization
 
@@ -35,22 +35,32 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _row(row: Row[tuple[str, str, datetime, datetime, int, int, int]]) -> AccountRow:
-    return AccountRow(*row)
+# Hot-path statements are built once, with bind parameters: building a statement per call costs
+# more than running it.
+_SELECT_ACCOUNT = (
+    select(*_ACCOUNT_COLUMNS)
+    .join(Organization, Organization.id == CreditAccount.org_id)
+    .where(CreditAccount.org_id == bindparam("b_org_id"))
+)
+_SELECT_ACCOUNT_LOCKED = _SELECT_ACCOUNT.with_for_update(of=CreditAccount)
+_SET_ACCOUNT = (
+    update(CreditAccount)
+    .where(
+        CreditAccount.org_id == bindparam("b_org_id"),
+        CreditAccount.allowance_used == bindparam("b_old_used"),
+        CreditAccount.bonus == bindparam("b_old_bonus"),
+        CreditAccount.period_start == bindparam("b_period_start"),
+    )
+    .values(allowance_used=bindparam("b_used"), bonus=bindparam("b_bonus"))
+)
+_INSERT_LEDGER = insert(CreditLedgerEntry)
 
 
 def get_account(conn: Connection, org_id: str, *, lock: bool = False) -> AccountRow | None:
     """The account with its organisation's plan. `lock`: a row lock on PostgreSQL (SQLite writers
     are serialised by `BEGIN IMMEDIATE` anyway)."""
-    stmt = (
-        select(*_ACCOUNT_COLUMNS)
-        .join(Organization, Organization.id == CreditAccount.org_id)
-        .where(CreditAccount.org_id == org_id)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=CreditAccount)
-    row = conn.execute(stmt).first()
-    return None if row is None else _row(row)
+    row = conn.execute(_SELECT_ACCOUNT_LOCKED if lock else _SELECT_ACCOUNT, {"b_org_id": org_id}).first()
+    return None if row is None else AccountRow(*row)
 
 
 def insert_account(
@@ -72,17 +82,17 @@ def set_account(conn: Connection, account: AccountRow, *, allowance_used: int, b
     """Write new bucket values only if the row still holds the values we read: a guard behind the row
     lock, so that no interleaving we did not foresee can overdraw a balance."""
     result = conn.execute(
-        update(CreditAccount)
-        .where(
-            CreditAccount.org_id == account.org_id,
-            CreditAccount.allowance_used == account.allowance_used,
-            CreditAccount.bonus == account.bonus,
-            CreditAccount.period_start == account.period_start,
-        )
-        .values(allowance_used=allowance_used, bonus=bonus)
-        .execution_options(synchronize_session=False)
+        _SET_ACCOUNT,
+        {
+            "b_org_id": account.org_id,
+            "b_old_used": account.allowance_used,
+            "b_old_bonus": account.bonus,
+            "b_period_start": account.period_start,
+            "b_used": allowance_used,
+            "b_bonus": bonus,
+        },
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return result.rowcount == 1
 
 
 def roll_period(
@@ -94,7 +104,7 @@ def roll_period(
         .values(period_start=period_start, period_end=period_end, allowance=allowance, allowance_used=0)
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return result.rowcount == 1
 
 
 def add_ledger(
@@ -109,16 +119,17 @@ def add_ledger(
     note: str | None = None,
 ) -> None:
     conn.execute(
-        insert(CreditLedgerEntry).values(
-            org_id=org_id,
-            kind=kind,
-            amount=allowance_delta + bonus_delta,
-            allowance_delta=allowance_delta,
-            bonus_delta=bonus_delta,
-            generation_id=generation_id,
-            note=note,
-            created_at=at,
-        )
+        _INSERT_LEDGER,
+        {
+            "org_id": org_id,
+            "kind": kind,
+            "amount": allowance_delta + bonus_delta,
+            "allowance_delta": allowance_delta,
+            "bonus_delta": bonus_delta,
+            "generation_id": generation_id,
+            "note": note,
+            "created_at": at,
+        },
     )
 
 

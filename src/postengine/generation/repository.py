@@ -3,13 +3,32 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from postengine.models import Generation, Media, Organization
 
+_INSERT_GENERATION = insert(Generation)
+_MARK = (
+    update(Generation)
+    .where(Generation.id == bindparam("b_id"), Generation.status == "reserved")
+    .values(
+        status=bindparam("b_status"),
+        finished_at=bindparam("b_at"),
+        media_id=bindparam("b_media_id"),
+        error=bindparam("b_error"),
+        provider=bindparam("b_provider"),
+    )
+)
+_INSERT_MEDIA = insert(Media)
+_ADD_STORAGE = (
+    update(Organization)
+    .where(Organization.id == bindparam("b_org_id"))
+    .values(storage_used_bytes=Organization.storage_used_bytes + bindparam("b_size"))
+)
+
 
 def insert_generation(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(Generation).values(**values))
+    conn.execute(_INSERT_GENERATION, values)
 
 
 def mark(
@@ -25,22 +44,22 @@ def mark(
     """Move a generation out of `reserved`. False if it already left it (completed or refunded):
     this conditional update is what makes every generation settle exactly once."""
     result = conn.execute(
-        update(Generation)
-        .where(Generation.id == generation_id, Generation.status == "reserved")
-        .values(status=status, finished_at=at, media_id=media_id, error=error, provider=provider)
-        .execution_options(synchronize_session=False)
+        _MARK,
+        {
+            "b_id": generation_id,
+            "b_status": status,
+            "b_at": at,
+            "b_media_id": media_id,
+            "b_error": error,
+            "b_provider": provider,
+        },
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return result.rowcount == 1
 
 
 def add_media(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(Media).values(**values))
-    conn.execute(
-        update(Organization)
-        .where(Organization.id == values["org_id"])
-        .values(storage_used_bytes=Organization.storage_used_bytes + values["size"])
-        .execution_options(synchronize_session=False)
-    )
+    conn.execute(_INSERT_MEDIA, values)
+    conn.execute(_ADD_STORAGE, {"b_org_id": values["org_id"], "b_size": values["size"]})
 
 
 def expired_reservations(

@@ -304,27 +304,73 @@ def _squash(m: re.Match[str]) -> str:
     return letter
 
 
-def normalise(text: str) -> str:
-    """Return the matching form of ``text``: lowercase words separated by single spaces.
+_NON_ASCII_RUNS = re.compile(r"([^\x00-\x7f]+)")
+_KEEP = frozenset("€•·")  # leet "€" and separators are dealt with later
+_FOLDED: dict[str, str] = {}  # cache for _fold_char
 
-    NFKC, casefold, strip format characters and decorative marks, map look-alike letters,
-    rejoin single letters split by separators ("s.e.x", "k_i_l_l", "s e x"), decode leetspeak,
-    turn everything that is not a letter or digit into a space, squash letter runs ("sexxxy")
-    and collapse whitespace.  Plain ASCII text takes a fast path.
-    """
+
+def _fold_char(ch: str) -> str:
+    """What one non-ASCII character becomes; the same steps as _fold_text, one character at a time."""
+    if (folded := _FOLDED.get(ch)) is not None:
+        return folded
+    composed = unicodedata.normalize("NFKC", ch).casefold()
+    out: list[str] = []
+    for c in unicodedata.normalize("NFD", composed):
+        if c.isascii() or c in _KEEP:
+            out.append(c)
+        elif _MARKS.match(c):  # decorative mark or format character: drop
+            continue
+        elif unicodedata.category(c)[0] == "M":  # a mark that is part of the spelling (kana)
+            out = [composed]
+            break
+        elif c.isalnum():
+            out.append(c.translate(_HOMOGLYPHS))
+        else:  # punctuation, symbols, emoji
+            out.append(" ")
+    folded = "".join(out)
+    if len(_FOLDED) < 50_000:
+        _FOLDED[ch] = folded
+    return folded
+
+
+def _fold_text(text: str) -> str:
+    """NFKC, casefold, drop marks and format characters, map look-alikes: the whole-text way."""
     text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        return text
+    decompose = not unicodedata.is_normalized("NFD", text)
+    if decompose:
+        text = unicodedata.normalize("NFD", text)  # "é" -> "e" + accent, stripped next
+    text = _MARKS.sub("", text)
+    if decompose and not text.isascii():
+        text = unicodedata.normalize("NFC", text)  # put back what NFD split in other scripts
+    text = _NON_ASCII_NON_WORD.sub(" ", text)  # curly quotes, dashes, emoji
+    if not text.isascii() and _HOMOGLYPH_CHARS.search(text):
+        text = text.translate(_HOMOGLYPHS)
     if "  " in text and _SPACED_WORDS_HINT.search(text):
         text = _SPACED_WORDS.sub(_join_spaced_words, text)
-    if not text.isascii():
-        decompose = not unicodedata.is_normalized("NFD", text)
-        if decompose:
-            text = unicodedata.normalize("NFD", text)  # "é" -> "e" + accent, stripped next
-        text = _MARKS.sub("", text)
-        if decompose and not text.isascii():
-            text = unicodedata.normalize("NFC", text)  # put back what NFD split in other scripts
-        text = _NON_ASCII_NON_WORD.sub(" ", text)  # curly quotes, dashes, emoji
-        if not text.isascii() and _HOMOGLYPH_CHARS.search(text):
-            text = text.translate(_HOMOGLYPHS)
+    return text
+
+
+def _fold(text: str) -> str:
+    """Unicode and case folding; picks the cheapest way that gives the same result."""
+    if text.isascii():
+        text = text.lower()
+    else:
+        pieces = _NON_ASCII_RUNS.split(text)
+        if len(pieces) > 129:  # lots of non-ASCII text (another script): do it all at once
+            return _fold_text(text)
+        # Mostly ASCII with a few curly quotes, accents or emoji (the usual case): fold only the
+        # non-ASCII characters, which is much cheaper than normalising the whole text.
+        pieces[1::2] = ["".join(map(_fold_char, run)) for run in pieces[1::2]]
+        text = "".join(pieces).lower()
+    if "  " in text and _SPACED_WORDS_HINT.search(text):
+        text = _SPACED_WORDS.sub(_join_spaced_words, text)
+    return text
+
+
+def _finish(text: str) -> str:
+    """Separators, leetspeak, punctuation, letter runs and whitespace of folded text."""
     if text.isascii() and "  " not in text and not _ASCII_SPACES.search(text):
         text = f" {text} "  # already single-spaced (the usual case): skip the split/join
     else:
@@ -338,6 +384,17 @@ def normalise(text: str) -> str:
     if triple is not None and _REPEATS.search(text, triple.start()):
         text = _REPEATS.sub(_squash, text)
     return text.strip()
+
+
+def normalise(text: str) -> str:
+    """Return the matching form of ``text``: lowercase words separated by single spaces.
+
+    NFKC, casefold, strip format characters and decorative marks, map look-alike letters,
+    rejoin single letters split by separators ("s.e.x", "k_i_l_l", "s e x"), decode leetspeak,
+    turn everything that is not a letter or digit into a space, squash letter runs ("sexxxy")
+    and collapse whitespace.
+    """
+    return _finish(_fold(text))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -95,10 +95,16 @@ class RequestContextMiddleware:
 def _too_large(limit: int) -> dict[str, Any]:
     return {
         "code": "payload_too_large",
-        "message": f"The request body is larger than {limit // 1024} KiB.",
+        "message": f"The request body is larger than the limit of {_human(limit)}.",
         "retryable": False,
         "details": {"max_bytes": limit},
     }
+
+
+def _human(size: int) -> str:
+    if size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MiB"
+    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} bytes"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -18,6 +18,7 @@ from postengine.auth.scopes import Scope, parse_scopes
 from postengine.db import Database
 from postengine.errors import Unauthorized
 from postengine.kit.clock import Clock, to_datetime
+from postengine.kit.crypto import same
 from postengine.kit.epoch import Epoch
 
 MISSING_KEY = "Missing API key. Send it as: Authorization: Bearer pe_live_…"
@@ -86,7 +87,9 @@ class Authenticator:
     async def _load(self, key_hash: str) -> Caller | None:
         async with self._db.read() as session:
             key = await keys.find_by_hash(session, key_hash)
-        if key is None or key.revoked_at is not None:
+        # The lookup is by keyed hash, so its timing says nothing about the secret; the explicit
+        # constant-time comparison is defence in depth should the lookup ever change.
+        if key is None or key.revoked_at is not None or not same(key.key_hash, key_hash):
             return None
         return Caller(
             key_id=key.id,

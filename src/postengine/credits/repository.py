@@ -24,7 +24,7 @@ class AccountRow:
     bonus: int
 
 
-_ACCOUNT_COLUMNS = (
+ACCOUNT_COLUMNS = (
     CreditAccount.org_id,
     Organization.plan,
     CreditAccount.period_start,
@@ -38,7 +38,7 @@ _ACCOUNT_COLUMNS = (
 # Hot-path statements are built once, with bind parameters: building a statement per call costs
 # more than running it.
 _SELECT_ACCOUNT = (
-    select(*_ACCOUNT_COLUMNS)
+    select(*ACCOUNT_COLUMNS)
     .join(Organization, Organization.id == CreditAccount.org_id)
     .where(CreditAccount.org_id == bindparam("b_org_id"))
 )

@@ -10,9 +10,9 @@ Decisions that spend credits never read it: they run on the database with a row 
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from postengine.credits.repository import AccountRow
+from postengine.credits.repository import ACCOUNT_COLUMNS, AccountRow
 from postengine.db import Database
 from postengine.kit.epoch import Epoch
 from postengine.models import CreditAccount, Organization
@@ -61,24 +61,17 @@ class OrgCache:
 
     async def _load(self, org_id: str) -> OrgSnapshot | None:
         async with self._db.read_engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        Organization.name,
-                        Organization.subscription_status,
-                        Organization.storage_used_bytes,
-                        Organization.plan,
-                        CreditAccount.period_start,
-                        CreditAccount.period_end,
-                        CreditAccount.allowance,
-                        CreditAccount.allowance_used,
-                        CreditAccount.bonus,
-                    )
-                    .join(CreditAccount, CreditAccount.org_id == Organization.id)
-                    .where(Organization.id == org_id)
-                )
-            ).first()
+            row = (await conn.execute(_SELECT_SNAPSHOT, {"b_org_id": org_id})).first()
         if row is None:
             return None
-        name, status, storage, plan, *account = row
-        return OrgSnapshot(org_id, name, plan, status, storage, AccountRow(org_id, plan, *account))
+        name, status, storage, *account = row
+        return OrgSnapshot(org_id, name, account[1], status, storage, AccountRow(*account))
+
+
+_SELECT_SNAPSHOT = (
+    select(
+        Organization.name, Organization.subscription_status, Organization.storage_used_bytes, *ACCOUNT_COLUMNS
+    )
+    .join(Organization, Organization.id == CreditAccount.org_id)
+    .where(CreditAccount.org_id == bindparam("b_org_id"))
+)

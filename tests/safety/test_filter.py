@@ -15,8 +15,11 @@ HERE = Path(__file__).parent
 
 
 def _lines(name: str) -> list[str]:
+    """Corpus lines.  corpus_blocked.tsv: ``category<TAB>prompt``, obfuscated variants included
+    (leetspeak, separators, zero-width spaces, fullwidth and Cyrillic look-alike letters);
+    corpus_allowed.txt: one ordinary prompt per line, many with words that look dangerous."""
     text = (HERE / name).read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def _blocked() -> list[tuple[SafetyCategory, str]]:
@@ -81,6 +84,21 @@ def test_gate_never_changes_the_verdict_on_random_text(seed: int) -> None:
         assert gated is safety_filter._first_match(text, gated=False), text
 
 
+@pytest.mark.parametrize("prompt", [p for _, p in BLOCKED if not p.isascii()] + ["東京の夜景  ポスター"])
+def test_both_folding_paths_agree(prompt: str) -> None:
+    """Mostly-ASCII text is folded character by character, text in other scripts as a whole;
+    both ways must give the same matching form."""
+    whole = safety_filter._finish(safety_filter._fold_text(prompt))
+    assert normalise(prompt) == whole
+
+
+def test_long_text_in_another_script_is_still_checked() -> None:
+    padding = " Ünïcödé “quoted” — 東京の夜景" * 40  # many non-ASCII runs: the whole-text path
+    verdict = check_prompt(padding + ". " + "nаkеd wоman" + ". " + padding)
+    assert verdict is not None and verdict.category is SafetyCategory.SEXUAL_EXPLICIT
+    assert check_prompt(padding) is None
+
+
 def test_every_rule_is_exercised_by_the_blocked_corpus() -> None:
     hit = {id(safety_filter._first_match(normalise(p))) for _, p in BLOCKED}
     unused = [r.why for r in safety_filter._RULES if id(r) not in hit]
@@ -137,6 +155,7 @@ def test_every_rule_is_exercised_by_the_blocked_corpus() -> None:
 )
 def test_normalise(raw: str, expected: str) -> None:
     assert normalise(raw) == expected
+    assert safety_filter._finish(safety_filter._fold_text(raw)) == expected  # the whole-text path
 
 
 def test_normalise_keeps_other_scripts() -> None:

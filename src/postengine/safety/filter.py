@@ -67,7 +67,13 @@ Judgement calls (documented here so they are easy to revisit)
   "suicide methods", "pro-ana tips"); awareness and prevention material is allowed.
 * Hate: a short list of slurs, symbols and slogans.  "nazi" alone is allowed (history posters,
   "grammar nazi"), "nazi flag/salute/propaganda" is not; "white power" is blocked but
-  "white power bank" is not.
+  "white power bank" is not; "1488" is blocked except as a house number ("1488 Main Street").
+* Spam: "guaranteed returns" is blocked as an investment promise, but "guaranteed returns within
+  30 days" (a shop's returns policy) and "free returns guaranteed" are not.  Giveaways are allowed
+  unless they push a click/claim ("free iPhone, click here").
+* Negation: "no gore, no nudity" in a prompt is an instruction, not a request, so a term right
+  after "no", "not", "without", "non", "anti", "zero" or "sfw" does not count.
+* Only the categories in the spec are filtered; drugs, profanity and the like are out of scope.
 """
 
 from __future__ import annotations

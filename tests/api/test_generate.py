@@ -57,6 +57,9 @@ async def test_seed_example(client: httpx.AsyncClient, make_tenant, db) -> None:
     assert data["image_url"] == f"http://testserver/cdn/media/{data['media_id']}/original.webp"
     assert "media_ids" in data["message"]
     assert response.headers["x-ratelimit-limit"] == "50"  # the ai 5-minute window is the tightest
+    timings = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
+    assert {"db", "provider", "draw", "encode", "store"} <= set(timings)
+    assert all(float(ms) > 0 for ms in timings.values())
 
     async with db.read() as session:
         media = await session.get(Media, data["media_id"])

@@ -1,5 +1,6 @@
 """`GET /me`: introspection of the calling key (API.md §2.1)."""
 
+import math
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,9 +17,10 @@ from postengine.envelope import EnvelopeResponse, ok
 from postengine.errors import Unauthorized
 from postengine.kit.clock import iso, to_datetime
 from postengine.openapi import envelope_of, error_responses
-from postengine.ratelimit.rules import RULES, RateLimitScope
+from postengine.ratelimit.rules import RateLimitScope, windows_for
 
 router = APIRouter(tags=["Authentication"])
+ALL_WINDOWS = windows_for(RateLimitScope.API, RateLimitScope.POSTS, RateLimitScope.AI)
 
 
 class MeResponse(BaseModel):
@@ -44,18 +46,16 @@ async def me(request: Request, caller: AnyCaller) -> EnvelopeResponse:
     plan = Plan(org.plan)
     limits = PLANS[plan]
     balance = credits.project(org.account, plan, now)
-    states = []
-    for scope in (RateLimitScope.API, RateLimitScope.POSTS, RateLimitScope.AI):
-        for state in await ctx.rate_limits.peek(caller.key_id, RULES[scope]):
-            states.append(
-                {
-                    "scope": str(scope),
-                    "limit": state.window.limit,
-                    "window_seconds": state.window.seconds,
-                    "remaining": state.remaining,
-                    "reset": int(state.reset_at),
-                }
-            )
+    states = [
+        {
+            "scope": state.window.scope.value,
+            "limit": state.window.limit,
+            "window_seconds": state.window.seconds,
+            "remaining": state.remaining,
+            "reset": math.ceil(state.reset_at),
+        }
+        for state in await ctx.rate_limits.peek(caller.key_id, ALL_WINDOWS)
+    ]
     scopes = format_scopes(caller.scopes).split(",")
     data = {
         "api_key": {

@@ -7,6 +7,7 @@ from postengine.envelope import EnvelopeResponse, ok
 from postengine.generation import service
 from postengine.generation.schemas import GeneratedImage, GenerateImageRequest
 from postengine.kit.body import read_json
+from postengine.kit.timing import ServerTiming
 from postengine.openapi import body_schema, envelope_of, error_responses
 
 router = APIRouter(tags=["AI Generation"])
@@ -23,5 +24,8 @@ router = APIRouter(tags=["AI Generation"])
 )
 async def generate_image(request: Request, caller: AiCaller) -> EnvelopeResponse:
     body = await read_json(request, GenerateImageRequest)
-    result = await service.generate_image(get_ctx(request), caller, body)
-    return ok(request, result.model_dump(mode="json"))
+    timing = ServerTiming()
+    result = await service.generate_image(get_ctx(request), caller, body, timing)
+    response = ok(request, result.model_dump(mode="json"))
+    response.headers["Server-Timing"] = timing.header()
+    return response

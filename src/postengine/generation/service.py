@@ -8,6 +8,7 @@ A sweeper refunds generations left `reserved` past their deadline by a crash.
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,10 +29,12 @@ from postengine.generation.providers import (
     ProviderError,
     ProviderOverloaded,
 )
+from postengine.generation.providers.offline import RENDER_MS
 from postengine.generation.schemas import GeneratedImage, GenerateImageRequest
 from postengine.kit.clock import iso, to_datetime
 from postengine.kit.ids import new_id
 from postengine.kit.image import encode_webp, resize_to
+from postengine.kit.timing import ServerTiming
 from postengine.safety import check_prompt
 
 log = logging.getLogger("postengine.generation")
@@ -43,18 +46,25 @@ class _Encoded:
     width: int
     height: int
     sha256: str
+    encode_ms: float
 
 
 def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encoded:
+    start = time.perf_counter()
     if image.size != (width, height):
         image = resize_to(image, width, height)
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGB")
     data = encode_webp(image, quality=quality)
-    return _Encoded(data, width, height, hashlib.sha256(data).hexdigest())
+    return _Encoded(
+        data, width, height, hashlib.sha256(data).hexdigest(), (time.perf_counter() - start) * 1000
+    )
 
 
-async def generate_image(ctx: AppContext, caller: Caller, body: GenerateImageRequest) -> GeneratedImage:
+async def generate_image(
+    ctx: AppContext, caller: Caller, body: GenerateImageRequest, timing: ServerTiming | None = None
+) -> GeneratedImage:
+    timing = timing or ServerTiming()
     verdict = check_prompt(body.prompt)
     if verdict is not None:
         raise PromptBlocked(verdict.message, details={"category": str(verdict.category)})
@@ -88,20 +98,26 @@ async def generate_image(ctx: AppContext, caller: Caller, body: GenerateImageReq
         )
         return reservation
 
-    reservation = await ctx.db.run(reserve)
+    with timing.measure("db"):
+        reservation = await ctx.db.run(reserve)
     ctx.orgs.invalidate(caller.org_id)
 
     refund = _Refund(ctx, caller.org_id, generation_id, reservation)
     key = f"media/{media_id}/original.webp"
     try:
         with anyio.fail_after(ctx.settings.generation_deadline_seconds):
-            image, provider_name = await _run_providers(
-                ctx, ImageRequest(body.model, body.prompt, body.aspect_ratio, width, height)
-            )
+            with timing.measure("provider"):
+                image, provider_name = await _run_providers(
+                    ctx, ImageRequest(body.model, body.prompt, body.aspect_ratio, width, height)
+                )
+            if RENDER_MS in image.info:
+                timing.add("draw", image.info[RENDER_MS])
             encoded = await anyio.to_thread.run_sync(
                 _finish, image, width, height, ctx.settings.webp_quality, limiter=ctx.cpu
             )
-            await ctx.storage.put(key, encoded.data, "image/webp")
+            timing.add("encode", encoded.encode_ms)
+            with timing.measure("store"):
+                await ctx.storage.put(key, encoded.data, "image/webp")
     except ProviderBlocked as exc:
         balance = await refund(f"blocked by provider: {exc.reason}")
         raise PromptBlocked(
@@ -159,7 +175,8 @@ async def generate_image(ctx: AppContext, caller: Caller, body: GenerateImageReq
         )
         return True
 
-    settled = await ctx.db.run(complete)
+    with timing.measure("db"):
+        settled = await ctx.db.run(complete)
     ctx.orgs.invalidate(caller.org_id)
     if not settled:
         # The sweeper refunded this generation while it ran past its deadline: it is not charged,

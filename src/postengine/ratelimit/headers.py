@@ -1,9 +1,10 @@
 """Rate-limit response headers (API.md §3) and the 429 error built from an admission."""
 
 import math
+from functools import cache
 
 from postengine.errors import RateLimitExceeded
-from postengine.ratelimit.rules import RateLimitScope
+from postengine.ratelimit.rules import RateLimitScope, RateLimitWindow
 from postengine.ratelimit.store import Admission, WindowState
 
 
@@ -13,10 +14,15 @@ def _tightest(admission: Admission) -> WindowState:
     return min(admission.states, key=lambda s: (s.remaining, -s.reset_at))
 
 
+@cache
+def _policy(windows: tuple[RateLimitWindow, ...]) -> str:
+    return ", ".join(f'"{w.name}";q={w.limit};w={w.seconds}' for w in windows)
+
+
 def rate_limit_headers(admission: Admission) -> dict[str, str]:
     tight = _tightest(admission)
     reset_at = tight.retry_at if tight.retry_at is not None else tight.reset_at
-    policy = ", ".join(f'"{s.window.name}";q={s.window.limit};w={s.window.seconds}' for s in admission.states)
+    policy = _policy(tuple(s.window for s in admission.states))
     current = ", ".join(
         f'"{s.window.name}";r={s.remaining};t={max(0, math.ceil(s.reset_at - admission.now))}'
         for s in admission.states

@@ -1,6 +1,6 @@
 """The rate-limit rules of API.md §3, as data."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -15,14 +15,15 @@ class RateLimitWindow:
     scope: RateLimitScope
     limit: int
     seconds: int
+    name: str = field(init=False, compare=False)  # in the `RateLimit-Policy` header, e.g. `ai-5m`
 
-    @property
-    def name(self) -> str:
-        """The policy name in the `RateLimit-Policy` header, e.g. `ai-5m`."""
+    def __post_init__(self) -> None:
+        name = f"{self.scope}-{self.seconds}s"
         for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
             if self.seconds % size == 0:
-                return f"{self.scope}-{self.seconds // size}{unit}"
-        return f"{self.scope}-{self.seconds}s"
+                name = f"{self.scope}-{self.seconds // size}{unit}"
+                break
+        object.__setattr__(self, "name", name)
 
     def describe(self) -> str:
         """`50 requests per 5 minutes`, `60 requests per minute`."""

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     generation_deadline_seconds: float = 120.0
     webp_quality: int = 82
+    # Freed Pillow image buffers kept for reuse (each at most 16 MiB): 8 hold two 2048² images.
+    image_block_cache: int = 8
     # model → ordered provider names. Only "offline" exists until the provider adapters land.
     providers: Annotated[dict[ImageModel, list[str]], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_PROVIDER_CHAIN)

@@ -23,9 +23,10 @@ router = APIRouter(tags=["AI Generation"])
     openapi_extra=body_schema(GenerateImageRequest),
 )
 async def generate_image(request: Request, caller: AiCaller) -> EnvelopeResponse:
-    body = await read_json(request, GenerateImageRequest)
     timing = ServerTiming()
-    result = await service.generate_image(get_ctx(request), caller, body, timing)
+    with timing.measure("total"):
+        body = await read_json(request, GenerateImageRequest)
+        result = await service.generate_image(get_ctx(request), caller, body, timing)
     response = ok(request, result.model_dump(mode="json"))
     response.headers["Server-Timing"] = timing.header()
     return response

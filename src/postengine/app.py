@@ -12,7 +12,7 @@ from typing import Any
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from PIL import Image
+from PIL import _imaging  # Pillow's C core, for its block cache
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -119,7 +119,7 @@ def create_app(
 def _tune_memory(settings: Settings) -> None:
     # Pillow returns every freed image buffer to the OS (about 1 ms for a 1024² image, and page
     # faults when the next one is allocated); keeping a few blocks makes that free.
-    Image.core.set_blocks_max(settings.image_block_cache)
+    _imaging.set_blocks_max(settings.image_block_cache)
     # Everything allocated so far (modules, models, compiled statements) lives as long as the
     # process: keep it out of the cyclic collector, so full collections stay short.
     gc.collect()

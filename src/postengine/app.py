@@ -66,7 +66,7 @@ def create_app(
         db = Database(settings.database_url)
         try:
             await _prepare_schema(settings, db)
-            _tune_memory(settings)
+            _tune_memory(settings, freeze_gc=background)
             cpu = CapacityLimiter(max(1, os.cpu_count() or 1))
             ctx = AppContext(
                 settings=settings,
@@ -116,14 +116,16 @@ def create_app(
     return app
 
 
-def _tune_memory(settings: Settings) -> None:
+def _tune_memory(settings: Settings, *, freeze_gc: bool) -> None:
     # Pillow returns every freed image buffer to the OS (about 1 ms for a 1024² image, and page
     # faults when the next one is allocated); keeping a few blocks makes that free.
     _imaging.set_blocks_max(settings.image_block_cache)
     # Everything allocated so far (modules, models, compiled statements) lives as long as the
-    # process: keep it out of the cyclic collector, so full collections stay short.
-    gc.collect()
-    gc.freeze()
+    # process: keep it out of the cyclic collector, so full collections stay short. (Not in tests,
+    # which build many apps in one process.)
+    if freeze_gc:
+        gc.collect()
+        gc.freeze()
 
 
 async def _prepare_schema(settings: Settings, db: Database) -> None:

@@ -62,3 +62,34 @@ def test_errors_are_one_line_and_exit_1(cli) -> None:
         cli("keys", "create", "--org", org["id"], "--name", "k")
     full = cli("keys", "create", "--org", org["id"], "--name", "eleventh", ok=False)
     assert full.exit_code == 1 and "10 active keys" in full.output
+
+
+def test_demo_is_created_once_and_reused(cli, tmp_path) -> None:
+    import asyncio
+
+    from postengine.cli import ensure_demo
+    from postengine.config import Settings
+    from postengine.db import Database
+
+    async def twice() -> tuple[tuple[str, str], tuple[str, str]]:
+        settings = Settings()
+        db = Database(settings.database_url)
+        try:
+            from postengine import migrate
+
+            await migrate.upgrade(db)
+            return await ensure_demo(settings, db), await ensure_demo(settings, db)
+        finally:
+            await db.dispose()
+
+    first, second = asyncio.run(twice())
+    assert first == second
+    assert first[1] == "pe_live_a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4"
+    orgs = json.loads(cli("orgs", "list", "--json").output)
+    assert [(o["name"], o["plan"]) for o in orgs] == [("Demo", "growth")]
+
+
+def test_demo_with_the_public_key_refuses_a_public_interface(cli) -> None:
+    result = cli("serve", "--demo", "--host", "0.0.0.0", ok=False)
+    assert result.exit_code == 1
+    assert "PE_DEMO_KEY" in result.output

@@ -88,6 +88,9 @@ def create_app(
                     asyncio.create_task(_every(5.0, ctx.authenticator.flush_last_used)),
                     asyncio.create_task(_every(30.0, lambda: generation_service.sweep_expired(ctx))),
                 ]
+                if isinstance(ctx.rate_limits, MemoryRateLimitStore):
+                    store = ctx.rate_limits
+                    tasks.append(asyncio.create_task(_every(60.0, lambda: _sync(store.sweep))))
             try:
                 yield
             finally:
@@ -134,11 +137,21 @@ async def _prepare_schema(settings: Settings, db: Database) -> None:
     if settings.is_sqlite:
         await migrate.upgrade(db)
         return
+    if settings.secret_key is None:
+        log.warning(
+            "PE_SECRET_KEY is not set: API key hashes use the secret in %s, so every process and machine "
+            "that shares this database must share that file; set PE_SECRET_KEY instead",
+            settings.data_dir / "secret",
+        )
     missing = await migrate.pending(db)
     if missing:
         raise RuntimeError(
             f"the database schema is behind ({len(missing)} pending migrations); run `postengine db upgrade`"
         )
+
+
+async def _sync(job: Callable[[], Any]) -> None:
+    job()
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:

@@ -153,3 +153,24 @@ async def test_me_quota_follows_generations_and_grants(
     await db.run(lambda conn: credits.grant_pack(conn, org_id=tenant.org_id, amount=40, now=to_datetime(clock.time())))
     bump_epoch(settings.auth_epoch_path)
     assert await ai_credits() == {"used": 5, "limit": 500, "bonus": 40, "remaining": 535}
+
+
+async def test_me_without_a_plan_is_not_entitled(client: httpx.AsyncClient, make_tenant) -> None:
+    from postengine.credits.plans import Plan
+
+    tenant = await make_tenant(plan=Plan.NONE, bonus=12)
+    data = (await client.get("/api/v1/me", headers=tenant.headers)).json()["data"]
+    assert data["organization"]["entitled"] is False
+    assert data["organization"]["subscription_status"] == "none"
+    assert data["quota"]["ai_credits"] == {"used": 0, "limit": 0, "bonus": 12, "remaining": 12}
+
+
+async def test_me_shows_the_new_period_before_any_write(client: httpx.AsyncClient, make_tenant, clock) -> None:
+    tenant = await make_tenant()
+    assert (await client.post(GEN, headers=tenant.headers, json={"prompt": "a cat", "model": "ideogram-v2"})).status_code == 200
+    before = (await client.get("/api/v1/me", headers=tenant.headers)).json()["data"]
+    assert before["quota"]["ai_credits"]["used"] == 8
+    clock.advance(32 * 86400)  # past the end of the billing period: the allowance resets, unused credits lapse
+    after = (await client.get("/api/v1/me", headers=tenant.headers)).json()["data"]
+    assert after["quota"]["ai_credits"] == {"used": 0, "limit": 500, "bonus": 0, "remaining": 500}
+    assert after["organization"]["current_period_start"] == before["organization"]["current_period_end"]

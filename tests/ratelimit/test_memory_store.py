@@ -117,3 +117,15 @@ def test_never_more_than_the_limit_in_any_window(steps: list[tuple[float, bool]]
         for i, start in enumerate(admitted):
             inside = [t for t in admitted[i:] if t < start + window.seconds]
             assert len(inside) <= window.limit
+
+
+def test_sweep_forgets_idle_keys_only() -> None:
+    clock = FakeClock()
+    store = MemoryRateLimitStore(clock)
+    window = (RateLimitWindow(RateLimitScope.API, 5, 60),)
+    store.admit_now("idle", window)
+    clock.advance(30)
+    store.admit_now("busy", window)
+    clock.advance(31)  # idle's admission left its window; busy's has not
+    assert store.sweep() == 1
+    assert store.admit_now("busy", window).states[0].remaining == 3  # busy's history survived

@@ -73,6 +73,14 @@ class MemoryRateLimitStore:
             states.append(WindowState(window, window.limit - len(log), reset_at))
         return tuple(states)
 
+    def sweep(self) -> int:
+        """Forget logs with nothing left inside their window (idle keys); returns how many."""
+        now = self._clock.time()
+        idle = [key for key, log in self._logs.items() if not log or log[-1] <= now - key[1]]
+        for key in idle:
+            del self._logs[key]
+        return len(idle)
+
     def _prune(self, subject: str, window: RateLimitWindow, now: float) -> deque[float]:
         log = self._logs.setdefault((subject, window.seconds, window.scope), deque())
         horizon = now - window.seconds

@@ -102,7 +102,17 @@ async def generate_image(
         reservation = await ctx.db.run(reserve)
     ctx.orgs.invalidate(caller.org_id)
 
-    refund = _Refund(ctx, caller.org_id, generation_id, reservation)
+    async def refund(error: str) -> credits.Balance | None:
+        return await refund_generation(
+            ctx,
+            generation_id=generation_id,
+            org_id=caller.org_id,
+            allowance_part=reservation.allowance_part,
+            bonus_part=reservation.bonus_part,
+            period_start=reservation.period_start,
+            error=error,
+        )
+
     key = f"media/{media_id}/original.webp"
     try:
         with anyio.fail_after(ctx.settings.generation_deadline_seconds):
@@ -212,25 +222,6 @@ async def _run_providers(ctx: AppContext, request: ImageRequest) -> tuple[Image.
             last = exc
     assert last is not None
     raise last
-
-
-class _Refund:
-    def __init__(
-        self, ctx: AppContext, org_id: str, generation_id: str, reservation: credits.Reservation
-    ) -> None:
-        self._ctx, self._org_id = ctx, org_id
-        self._generation_id, self._reservation = generation_id, reservation
-
-    async def __call__(self, error: str) -> credits.Balance | None:
-        return await refund_generation(
-            self._ctx,
-            generation_id=self._generation_id,
-            org_id=self._org_id,
-            allowance_part=self._reservation.allowance_part,
-            bonus_part=self._reservation.bonus_part,
-            period_start=self._reservation.period_start,
-            error=error,
-        )
 
 
 async def refund_generation(

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from postengine.generation import render
-from postengine.generation.render import extract_quoted_text, layout_text, render_offline
+from postengine.generation.render import compose, extract_quoted_text, layout_text, render_offline
 from postengine.kit.image import encode_webp, load_font
 
 MODELS = {"nano-banana-pro": 2048, "gemini-3-pro": 1536, "ideogram-v2": 1024, "flux-schnell": 1024}
@@ -51,9 +51,12 @@ def _fraction(mask: Image.Image) -> float:
 
 
 def _without(monkeypatch: pytest.MonkeyPatch, name: str, fn: Callable[[], Image.Image]) -> Image.Image:
-    """Run ``fn`` with ``render.<name>`` replaced by a no-op (same seed, same everything else)."""
+    """Run ``fn`` with ``<name>`` replaced by a no-op (same seed, same everything else).
+
+    Patched in ``render.compose``, the module ``render_offline`` looks its helpers up in.
+    """
     with monkeypatch.context() as m:
-        m.setattr(render, name, lambda *args, **kwargs: None)
+        m.setattr(compose, name, lambda *args, **kwargs: None)
         return fn()
 
 
@@ -107,7 +110,7 @@ def test_deterministic_across_processes() -> None:
         "img = render_offline('gemini-3-pro', sys.argv[1], 240, 320)\n"
         "print(hashlib.sha256(img.tobytes()).hexdigest())\n"
     )
-    src = str(Path(render.__file__).resolve().parents[2])
+    src = str(Path(render.__file__).resolve().parents[3])  # .../src/postengine/generation/render/__init__.py
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": src}
     out = subprocess.run(
         [sys.executable, "-c", code, prompt], capture_output=True, text=True, env=env, check=True, timeout=60

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from postengine.safety import SafetyCategory, SafetyVerdict, check_prompt, normalise
+from postengine.safety import SafetyCategory, SafetyVerdict, check_prompt, normalisation, normalise, rules
 from postengine.safety import filter as safety_filter
 
 HERE = Path(__file__).parent
@@ -88,7 +88,7 @@ def test_gate_never_changes_the_verdict_on_random_text(seed: int) -> None:
 def test_both_folding_paths_agree(prompt: str) -> None:
     """Mostly-ASCII text is folded character by character, text in other scripts as a whole;
     both ways must give the same matching form."""
-    whole = safety_filter._finish(safety_filter._fold_text(prompt))
+    whole = normalisation._finish(normalisation._fold_text(prompt))
     assert normalise(prompt) == whole
 
 
@@ -101,7 +101,7 @@ def test_long_text_in_another_script_is_still_checked() -> None:
 
 def test_every_rule_is_exercised_by_the_blocked_corpus() -> None:
     hit = {id(safety_filter._first_match(normalise(p))) for _, p in BLOCKED}
-    unused = [r.why for r in safety_filter._RULES if id(r) not in hit]
+    unused = [r.why for r in rules.RULES if id(r) not in hit]
     assert not unused, f"rules without a corpus line: {unused}"
 
 
@@ -155,7 +155,7 @@ def test_every_rule_is_exercised_by_the_blocked_corpus() -> None:
 )
 def test_normalise(raw: str, expected: str) -> None:
     assert normalise(raw) == expected
-    assert safety_filter._finish(safety_filter._fold_text(raw)) == expected  # the whole-text path
+    assert normalisation._finish(normalisation._fold_text(raw)) == expected  # the whole-text path
 
 
 def test_normalise_keeps_other_scripts() -> None:

@@ -688,25 +688,18 @@ def drive(
 
 def render_timings(runs: int) -> dict[str, dict[str, Any]]:
     """Median time to draw and to WebP-encode one 1:1 image per model, in this process."""
+    from render_vs_encode import median_ms  # bench/ is on sys.path: this file runs as a script
+
     from postengine.generation.render import render_offline
     from postengine.kit.image import encode_webp
-
-    def median_ms(fn: Any) -> float:
-        fn()  # warm-up: loads fonts, first-call allocations
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times) * 1000
 
     out: dict[str, dict[str, Any]] = {}
     prompt = GEN_BODY["prompt"]
     for model, side in MODEL_SIZES.items():
         progress(f"timing draw and encode for {model} {side}x{side} ({runs} runs each)")
         image = render_offline(model, prompt, side, side)
-        draw = median_ms(lambda m=model, s=side: render_offline(m, prompt, s, s))
-        encode = median_ms(lambda im=image: encode_webp(im))
+        draw = median_ms(lambda m=model, s=side: render_offline(m, prompt, s, s), runs)
+        encode = median_ms(lambda im=image: encode_webp(im), runs)
         out[model] = {
             "width": side,
             "height": side,

@@ -103,3 +103,18 @@ def test_seed_curl_example_against_a_real_server(server) -> None:
     access = [json.loads(line) for line in logs.splitlines() if '"postengine.access"' in line]
     assert len(access) >= 2 and all(line["request_id"].startswith("req_") for line in access)
     assert {line["path"] for line in access} >= {"/api/v1/ai/generate-image"}
+
+
+def test_a_second_server_on_the_same_data_is_refused(server, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PE_DATA_DIR": str(tmp_path / "data"),
+        "PE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}",
+        "PE_STORAGE_URL": f"file://{tmp_path / 'data' / 'media'}",
+    }
+    exe = Path(sys.executable).with_name("postengine")
+    second = subprocess.run(
+        [str(exe), "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert second.returncode == 1
+    assert "another postengine server" in second.stderr

@@ -2,9 +2,12 @@
 organisations, credits). Every command takes `--json` for scripts."""
 
 import asyncio
+import fcntl
 import ipaddress
 import json
-from collections.abc import Callable, Coroutine
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -151,7 +154,32 @@ def serve(
             soft_wrap=True,
         )
     configure_logging(json=settings.log_json, level=settings.log_level)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    with _single_server(settings):
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@contextmanager
+def _single_server(settings: Settings) -> Iterator[None]:
+    """Rate limits live in this process in the embedded mode: a second server on the same data would
+    double every limit. Refuse it with a clear message instead."""
+    if settings.redis_url:
+        yield
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "server.lock", "a+", encoding="ascii") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            _fail(
+                f"another postengine server (pid {handle.read().strip() or '?'}) is already serving "
+                f"{settings.data_dir}; rate limits are kept in that process, so only one may run"
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
 
 
 # ---------------------------------------------------------------- db

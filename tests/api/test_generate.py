@@ -128,6 +128,9 @@ def test_output_sizes_match_the_spec() -> None:
         ({"prompt": "   \n\t", "model": "flux-schnell"}, "prompt", "prompt must not be empty"),
         ({"prompt": "x" * 2001, "model": "flux-schnell"}, "prompt", "prompt must be at most 2,000 characters"),
         ({"prompt": 42, "model": "flux-schnell"}, "prompt", "prompt must be a string"),
+        ({"prompt": "a cat\u0000", "model": "flux-schnell"}, "prompt", "prompt must not contain NUL characters"),
+        ({"prompt": None, "model": "flux-schnell"}, "prompt", "prompt must be a string"),
+        ({"prompt": ["a cat"], "model": "flux-schnell"}, "prompt", "prompt must be a string"),
         ({"prompt": "a cat"}, "model", "model is required"),
         ({"prompt": "a cat", "model": "dall-e-3"}, "model", "Invalid model. Must be one of: nano-banana-pro, ideogram-v2, gemini-3-pro, flux-schnell"),
         ({"prompt": "a cat", "model": "flux-schnell", "aspect_ratio": "2:1"}, "aspect_ratio", "Invalid aspect ratio. Must be one of: 1:1, 16:9, 9:16, 4:3, 3:4, 4:5, 5:4"),
@@ -278,3 +281,13 @@ async def test_cdn_does_not_follow_symlinks(client: httpx.AsyncClient, settings)
     (settings.data_dir.parent / "outside.webp").write_bytes(b"RIFF....WEBP not yours")
     response = await client.get("/cdn/media/med_0123456789abcdef01234567/original.webp")
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("prompt", ['  Café ☕ 東京 — a sign that says “おはよう” 🌅  ', "x" * 1999 + "y"])
+async def test_any_unicode_prompt_up_to_the_limit_is_stored_exactly(client: httpx.AsyncClient, make_tenant, db, prompt) -> None:
+    tenant = await make_tenant()
+    response = await client.post(GEN, headers=tenant.headers, json={"prompt": prompt, "model": "flux-schnell"})
+    data = assert_envelope(response, 200)["data"]
+    async with db.read() as session:
+        media = await session.get(Media, data["media_id"])
+    assert media is not None and media.ai_prompt == prompt.strip()

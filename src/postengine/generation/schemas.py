@@ -25,6 +25,8 @@ class GenerateImageRequest(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("prompt must not be empty")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL, and no prompt needs one
+            raise ValueError("prompt must not contain NUL characters")
         if len(value) > MAX_PROMPT_CHARS:
             raise ValueError(f"prompt must be at most 2,000 characters (this one has {len(value):,})")
         return value

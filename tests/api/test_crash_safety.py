@@ -95,3 +95,22 @@ async def test_sweeper_refunds_reservations_left_by_a_dead_process(app, client: 
         generation = await session.get(Generation, gen_id)
     assert len(refunds) == 1 and refunds[0].amount == 15
     assert generation is not None and generation.status == "failed"
+
+
+async def test_failure_to_record_the_result_refunds_at_once(client: httpx.AsyncClient, make_tenant, db, settings, monkeypatch) -> None:
+    from postengine.generation import repository
+
+    tenant = await make_tenant()
+
+    def broken_add_media(conn, **values) -> None:
+        raise RuntimeError("disk full")  # stands in for any database error while recording
+
+    monkeypatch.setattr(repository, "add_media", broken_add_media)
+    response = await client.post(GEN, headers=tenant.headers, json={"prompt": "a cat", "model": "gemini-3-pro"})
+    body = assert_envelope(response, 500, "generation_failed")
+    assert body["error"]["credits_refunded"] == 5
+    assert await remaining(db, tenant.org_id) == 500
+    async with db.read() as session:
+        generation = (await session.execute(select(Generation).where(Generation.org_id == tenant.org_id))).scalar_one()
+    assert generation.status == "failed"
+    assert not list((settings.media_root / "media").glob("*/original.webp"))  # no orphaned bytes

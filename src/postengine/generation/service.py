@@ -185,8 +185,19 @@ async def generate_image(
         )
         return True
 
-    with timing.measure("db"):
-        settled = await ctx.db.run(complete)
+    try:
+        with timing.measure("db"):
+            settled = await ctx.db.run(complete)
+    except Exception:
+        # Recording failed (database error). Refund now rather than after the deadline; the refund
+        # is conditional on the generation still being `reserved`, so if the commit did happen
+        # (connection lost after it), nothing is refunded and the result stands.
+        log.exception("recording generation %s failed", generation_id)
+        balance = await refund("could not record the result")
+        if balance is not None:
+            await ctx.storage.delete(key)
+            raise _failed(spec.credits, balance) from None
+        settled = True
     ctx.orgs.invalidate(caller.org_id)
     if not settled:
         # The sweeper refunded this generation while it ran past its deadline: it is not charged,

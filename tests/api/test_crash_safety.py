@@ -114,3 +114,20 @@ async def test_failure_to_record_the_result_refunds_at_once(client: httpx.AsyncC
         generation = (await session.execute(select(Generation).where(Generation.org_id == tenant.org_id))).scalar_one()
     assert generation.status == "failed"
     assert not list((settings.media_root / "media").glob("*/original.webp"))  # no orphaned bytes
+
+
+class BuggyProvider:
+    name = "buggy"
+
+    async def generate(self, request: ImageRequest) -> Image.Image:
+        raise RuntimeError("a bug, not an upstream failure")
+
+
+async def test_a_bug_is_an_enveloped_500_and_still_refunds(settings, clock, make_tenant, db, caplog) -> None:
+    tenant = await make_tenant()
+    async with client_with(settings, clock, BuggyProvider()) as client:
+        response = await client.post(GEN, headers=tenant.headers, json={"prompt": "a cat", "model": "flux-schnell"})
+    body = assert_envelope(response, 500, "internal_error")
+    assert "RuntimeError" not in response.text and "Traceback" not in response.text  # nothing internal leaks
+    assert await remaining(db, tenant.org_id) == 500
+    assert any(body["meta"]["request_id"] == getattr(r, "request_id", None) for r in caplog.records)

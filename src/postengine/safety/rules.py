@@ -246,7 +246,7 @@ RULES: tuple[Rule, ...] = (
         "beheadings", r"disembowel\w*", r"eviscerat\w*", r"(?<!genital )mutilat\w*",
         "severed (?:heads?|limbs?|arms?|legs?|hands?|fingers?|bod(?:y|ies)|torsos?|feet|foot)",
         "blood ?soaked", "soaked in blood", "blood ?drenched", "drenched in blood",
-        "covered in blood", "blood splatter(?:ed|s)?", "blood spatter(?:ed|s)?", "pools? of blood",
+        "covered in blood", "(?<!fake )blood splatter(?:ed|s)?", "(?<!fake )blood spatter(?:ed|s)?", "pools? of blood",
         "gushing blood", "blood gushing", "spilling (?:guts|intestines|entrails|brains|organs)",
         "guts spill\\w*", "entrails", "intestines (?:hanging|spilling|out)",
         "exposed (?:organs|intestines|brains?|entrails)", "brains? (?:splattered|blown out)",

@@ -115,3 +115,19 @@ async def test_insufficient_reports_the_balance(db, clock) -> None:
     with pytest.raises(InsufficientCredits) as caught:
         await db.run(lambda conn: credits.reserve(conn, org_id=org_id, cost=1, generation_id=new_id("gen"), now=now))
     assert caught.value.fields == {"credits_remaining": 0, "credits_required": 1}
+
+
+async def test_periods_keep_the_anniversary_day(db) -> None:
+    from datetime import UTC, datetime
+
+    created = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+    org_id = await new_org(db, Plan.STARTER, created)
+    for now, expected_start in [
+        (datetime(2026, 2, 28, 13, 0, tzinfo=UTC), datetime(2026, 2, 28, 12, 0, tzinfo=UTC)),
+        (datetime(2026, 4, 1, 0, 0, tzinfo=UTC), datetime(2026, 3, 31, 12, 0, tzinfo=UTC)),  # not Mar 28
+    ]:
+        await db.run(lambda conn, now=now: credits.reserve(conn, org_id=org_id, cost=1, generation_id=new_id("gen"), now=now))
+        account = await db.run_read(lambda conn: repository.get_account(conn, org_id))
+        assert account is not None and account.period_start == expected_start
+    monthly, bonus, total = await state(db, org_id)
+    assert (monthly, bonus, total) == (49, 0, 49)

@@ -22,6 +22,7 @@ class AccountRow:
     allowance: int
     allowance_used: int
     bonus: int
+    anchor: datetime  # billing periods start on this date's day of the month (the organisation's creation)
 
 
 ACCOUNT_COLUMNS = (
@@ -32,6 +33,7 @@ ACCOUNT_COLUMNS = (
     CreditAccount.allowance,
     CreditAccount.allowance_used,
     CreditAccount.bonus,
+    Organization.created_at,
 )
 
 

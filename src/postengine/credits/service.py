@@ -56,18 +56,22 @@ def _balance(account: AccountRow) -> Balance:
     )
 
 
-def _next_period(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
-    months = 1
-    while add_months(start, months) <= now:
+def _period_containing(anchor: datetime, now: datetime) -> tuple[datetime, datetime]:
+    """The monthly period that contains `now`, counted from `anchor` (not from the previous period,
+    which would drift: Jan 31 → Feb 28 → Mar 28; counted from the anchor it is → Mar 31)."""
+    months = (now.year - anchor.year) * 12 + (now.month - anchor.month)
+    while months > 0 and add_months(anchor, months) > now:
+        months -= 1
+    while add_months(anchor, months + 1) <= now:
         months += 1
-    return add_months(start, months - 1), add_months(start, months)
+    return add_months(anchor, months), add_months(anchor, months + 1)
 
 
 def project(account: AccountRow, plan: Plan, now: datetime) -> Balance:
     """The balance as it is at `now`, counting a period rollover that no write has recorded yet."""
     if account.period_end > now:
         return _balance(account)
-    start, end = _next_period(account.period_start, account.period_end, now)
+    start, end = _period_containing(account.anchor, now)
     return Balance(PLANS[plan].monthly_credits, 0, account.bonus, start, end)
 
 
@@ -96,7 +100,7 @@ def _current(conn: Connection, org_id: str, now: datetime) -> AccountRow:
     if account.period_end > now:
         return account
     plan = Plan(account.plan)
-    start, end = _next_period(account.period_start, account.period_end, now)
+    start, end = _period_containing(account.anchor, now)
     expired = account.allowance - account.allowance_used
     allowance = PLANS[plan].monthly_credits
     if not repository.roll_period(conn, account, period_start=start, period_end=end, allowance=allowance):
@@ -121,7 +125,7 @@ def _current(conn: Connection, org_id: str, now: datetime) -> AccountRow:
             at=now,
             note=f"{plan} plan monthly allowance",
         )
-    return AccountRow(org_id, account.plan, start, end, allowance, 0, account.bonus)
+    return AccountRow(org_id, account.plan, start, end, allowance, 0, account.bonus, account.anchor)
 
 
 def reserve(conn: Connection, *, org_id: str, cost: int, generation_id: str, now: datetime) -> Reservation:

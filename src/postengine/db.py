@@ -8,8 +8,13 @@ SQLITE_BUSY on lock upgrade. Other processes (the CLI) wait on `busy_timeout`.
 PostgreSQL (scale-out): one engine for both; correctness under concurrency comes from conditional
 UPDATEs and row locks, not from serialising writers.
 
-Services never commit: `Database.write()` commits when its block ends without an exception and
-rolls back otherwise.
+Hot paths (credits, generations) use `Database.run(work)`: `work` is a synchronous function of Core
+statements run as one transaction. On SQLite it runs on the plain sqlite3 driver in a worker thread
+(one thread hop per transaction; through aiosqlite every statement costs three or four); on
+PostgreSQL the same function runs on asyncpg through `run_sync`.
+
+Services never commit: `Database.write()` and `Database.run()` commit when their block ends without
+an exception and roll back otherwise.
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -70,7 +75,8 @@ class Database:
         rolled back if it raises. For hot paths, where the ORM and per-statement driver round trips
         cost more than the SQL itself.
 
-        Not cancellable half-way: once started, the transaction finishes (or fails) as a whole."""
+        Atomic under cancellation too: on SQLite a started transaction runs to its end in its thread
+        (the caller sees the cancellation afterwards); on PostgreSQL a cancelled one rolls back."""
         if self._sync_writer is not None:
             return await anyio.to_thread.run_sync(
                 _in_transaction, self._sync_writer, work, limiter=self._writer_slot

@@ -118,3 +118,46 @@ def test_a_second_server_on_the_same_data_is_refused(server, tmp_path: Path) -> 
     )
     assert second.returncode == 1
     assert "another postengine server" in second.stderr
+
+
+def test_cli_changes_reach_a_running_server_at_once(server, tmp_path: Path) -> None:
+    """Another process (the CLI) grants credits and revokes a key while the server runs; the
+    server's caches follow immediately, and the ledger stays consistent across processes."""
+    import concurrent.futures
+
+    base, _ = server
+    env = {
+        **os.environ,
+        "PE_DATA_DIR": str(tmp_path / "data"),
+        "PE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}",
+        "PE_STORAGE_URL": f"file://{tmp_path / 'data' / 'media'}",
+    }
+    exe = str(Path(sys.executable).with_name("postengine"))
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run([exe, *args, "--json"], env=env, capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(done.stdout)
+
+    headers = {"Authorization": f"Bearer {SEED_KEY}"}
+    org_id = httpx.get(f"{base}/api/v1/me", headers=headers).json()["data"]["organization"]["id"]
+    assert httpx.get(f"{base}/api/v1/me", headers=headers).json()["data"]["quota"]["ai_credits"]["remaining"] == 500
+
+    def generate(_: int) -> int:
+        body = {"prompt": "a lighthouse", "model": "gemini-3-pro"}
+        return httpx.post(f"{base}/api/v1/ai/generate-image", headers=headers, json=body, timeout=60).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        statuses = pool.map(generate, range(8))
+        granted = cli("credits", "grant", "70", "--org", org_id)  # meanwhile, from another process
+        assert all(status == 200 for status in statuses)
+    assert granted["bonus"] == 70
+    shown = cli("credits", "show", "--org", org_id)
+    assert shown["remaining"] == shown["ledger_sum"] == 500 - 8 * 5 + 70
+    me = httpx.get(f"{base}/api/v1/me", headers=headers).json()["data"]
+    assert me["quota"]["ai_credits"]["remaining"] == 530  # the server's snapshot followed the grant
+
+    key = cli("keys", "create", "--org", org_id, "--name", "temporary", "--scopes", "read")
+    temp = {"Authorization": f"Bearer {key['secret']}"}
+    assert httpx.get(f"{base}/api/v1/me", headers=temp).status_code == 200  # now cached by the server
+    cli("keys", "revoke", key["id"])
+    assert httpx.get(f"{base}/api/v1/me", headers=temp).status_code == 401

@@ -2,7 +2,6 @@
 rate-limit store, the providers, the storage and the background loops."""
 
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,7 +65,7 @@ def create_app(
         db = Database(settings.database_url)
         try:
             await _prepare_schema(settings, db)
-            _tune_memory(settings, freeze_gc=background)
+            _imaging.set_blocks_max(settings.image_block_cache)  # see Settings.image_block_cache
             cpu = CapacityLimiter(max(1, os.cpu_count() or 1))
             ctx = AppContext(
                 settings=settings,
@@ -84,6 +83,8 @@ def create_app(
             app.state.ctx = ctx
             tasks = []
             if background:
+                # A previous process may have died mid-generation: settle its reservations now.
+                await generation_service.sweep_expired(ctx)
                 tasks = [
                     asyncio.create_task(_every(5.0, ctx.authenticator.flush_last_used)),
                     asyncio.create_task(_every(30.0, lambda: generation_service.sweep_expired(ctx))),
@@ -117,18 +118,6 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _install_openapi(app)
     return app
-
-
-def _tune_memory(settings: Settings, *, freeze_gc: bool) -> None:
-    # Pillow returns every freed image buffer to the OS (about 1 ms for a 1024² image, and page
-    # faults when the next one is allocated); keeping a few blocks makes that free.
-    _imaging.set_blocks_max(settings.image_block_cache)
-    # Everything allocated so far (modules, models, compiled statements) lives as long as the
-    # process: keep it out of the cyclic collector, so full collections stay short. (Not in tests,
-    # which build many apps in one process.)
-    if freeze_gc:
-        gc.collect()
-        gc.freeze()
 
 
 async def _prepare_schema(settings: Settings, db: Database) -> None:

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     generation_deadline_seconds: float = 120.0
     webp_quality: int = 82
-    # Freed Pillow image buffers kept for reuse (each at most 16 MiB): 8 hold two 2048² images.
+    # Freed Pillow image buffers kept for reuse (each at most 16 MiB; 8 hold two 2048² images).
+    # Without it every freed image goes back to the OS (about 1 ms for a 1024² image) and the next
+    # one page-faults its way in again.
     image_block_cache: int = 8
     # model → ordered provider names. Only "offline" exists until the provider adapters land.
     providers: Annotated[dict[ImageModel, list[str]], NoDecode] = Field(

@@ -131,3 +131,26 @@ async def test_a_bug_is_an_enveloped_500_and_still_refunds(settings, clock, make
     assert "RuntimeError" not in response.text and "Traceback" not in response.text  # nothing internal leaks
     assert await remaining(db, tenant.org_id) == 500
     assert any(body["meta"]["request_id"] == getattr(r, "request_id", None) for r in caplog.records)
+
+
+async def test_startup_settles_what_a_dead_process_left(settings, clock, make_tenant, db) -> None:
+    from postengine.app import create_app
+
+    tenant = await make_tenant()
+    gen_id = new_id("gen")
+    long_ago = to_datetime(clock.time() - 3600)
+
+    def left_behind(conn) -> None:
+        reservation = credits.reserve(conn, org_id=tenant.org_id, cost=8, generation_id=gen_id, now=long_ago)
+        generation_repo.insert_generation(
+            conn, id=gen_id, org_id=tenant.org_id, api_key_id=tenant.key_id, model="ideogram-v2", aspect_ratio="1:1",
+            prompt="x", status="reserved", credits=8, allowance_part=reservation.allowance_part,
+            bonus_part=reservation.bonus_part, period_start=reservation.period_start, created_at=long_ago,
+            deadline_at=long_ago + timedelta(seconds=120),
+        )
+
+    await db.run(left_behind)
+    assert await remaining(db, tenant.org_id) == 492
+    app = create_app(settings, clock=clock, background=True)
+    async with app.router.lifespan_context(app):
+        assert await remaining(db, tenant.org_id) == 500  # refunded before the first request

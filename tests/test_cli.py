@@ -93,3 +93,29 @@ def test_demo_with_the_public_key_refuses_a_public_interface(cli) -> None:
     result = cli("serve", "--demo", "--host", "0.0.0.0", ok=False)
     assert result.exit_code == 1
     assert "PE_DEMO_KEY" in result.output
+
+
+def test_serve_refuses_a_postgresql_schema_that_is_behind(cli, monkeypatch, pg_database: str) -> None:
+    import asyncio
+    import secrets
+
+    from tests.conftest import _pg_admin
+
+    name = f"pe_test_empty_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await _pg_admin()
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        monkeypatch.setenv("PE_DATABASE_URL", pg_database.rsplit("/", 1)[0] + "/" + name)
+        refused = cli("serve", "--port", "1", ok=False)
+        assert refused.exit_code == 1 and "postengine db upgrade" in refused.output
+        assert json.loads(cli("db", "upgrade", "--json").output) == {"applied": ["0001"]}
+        assert json.loads(cli("db", "upgrade", "--json").output) == {"applied": []}
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -154,6 +154,15 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+    if not settings.is_sqlite:
+
+        async def check_schema(settings: Settings, db: Database) -> list[str]:
+            return await migrate.pending(db)
+
+        if missing := _run(check_schema, upgrade=False):
+            _fail(
+                f"the database schema is behind ({len(missing)} pending migrations); run `postengine db upgrade`"
+            )
     configure_logging(json=settings.log_json, level=settings.log_level)
     app = create_app(settings)
     # Everything loaded so far (modules, models, compiled statements) lives as long as the process:

@@ -34,6 +34,13 @@ async def media_count(db, org_id: str) -> int:
         return (await session.execute(select(func.count()).select_from(Media).where(Media.org_id == org_id))).scalar_one()
 
 
+async def generation_count(db, org_id: str) -> int:
+    async with db.read() as session:
+        return (
+            await session.execute(select(func.count()).select_from(Generation).where(Generation.org_id == org_id))
+        ).scalar_one()
+
+
 async def assert_ledger_consistent(db, org_id: str) -> None:
     total = await db.run_read(lambda conn: credit_repo.ledger_sum(conn, org_id))
     assert total == await balance(db, org_id)
@@ -145,6 +152,7 @@ async def test_bad_bodies_change_nothing(client: httpx.AsyncClient, make_tenant,
     assert any(e["field"] == field and e["message"].startswith(message) for e in errors), errors
     assert await balance(db, tenant.org_id) == 500
     assert await media_count(db, tenant.org_id) == 0
+    assert await generation_count(db, tenant.org_id) == 0
 
 
 async def test_several_problems_are_reported_at_once(client: httpx.AsyncClient, make_tenant) -> None:
@@ -170,6 +178,7 @@ async def test_blocked_prompt_costs_nothing(client: httpx.AsyncClient, make_tena
     assert body["error"]["message"].startswith("This prompt was blocked by the safety filter:")
     assert await balance(db, tenant.org_id) == 500
     assert await media_count(db, tenant.org_id) == 0
+    assert await generation_count(db, tenant.org_id) == 0
 
 
 async def test_insufficient_credits_is_402_as_in_the_seed(client: httpx.AsyncClient, make_tenant, db) -> None:
@@ -181,6 +190,7 @@ async def test_insufficient_credits_is_402_as_in_the_seed(client: httpx.AsyncCli
     assert error["details"] == {"credits_remaining": 2, "credits_required": 5}
     assert await balance(db, tenant.org_id) == 2
     assert await media_count(db, tenant.org_id) == 0
+    assert await generation_count(db, tenant.org_id) == 0
 
 
 async def test_allowance_is_spent_before_bonus(client: httpx.AsyncClient, make_tenant, db) -> None:

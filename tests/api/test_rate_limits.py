@@ -36,6 +36,8 @@ async def test_ai_limit_50_per_5_minutes(client: httpx.AsyncClient, make_tenant,
     assert error["details"] == {"scope": "ai", "limit": 50, "window_seconds": 300, "retry_after": 250}
     assert error["message"] == "AI rate limit exceeded: 50 requests per 5 minutes. Retry after 250 seconds."
     assert blocked.headers["x-ratelimit-remaining"] == "0"
+    me = (await client.get("/api/v1/me", headers=tenant.headers)).json()["data"]
+    assert me["quota"]["ai_credits"]["used"] == 0  # the rejected generation cost nothing
     # Other endpoints of the same key still work: only the ai scope is exhausted.
     assert (await client.get("/api/v1/me", headers=tenant.headers)).status_code == 200
     clock.advance(250)

@@ -7,6 +7,7 @@ import gc
 import ipaddress
 import json
 import os
+import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -163,7 +164,8 @@ def serve(
             _fail(
                 f"the database schema is behind ({len(missing)} pending migrations); run `postengine db upgrade`"
             )
-    configure_logging(json=settings.log_json, level=settings.log_level)
+    as_json = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
+    configure_logging(json=as_json, level=settings.log_level)
     app = create_app(settings)
     # Everything loaded so far (modules, models, compiled statements) lives as long as the process:
     # keep it out of the cyclic collector, so that full collections stay short.

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_PROVIDER_CHAIN)
     )
     demo_key: SecretStr = SecretStr(SEED_EXAMPLE_KEY)
-    log_json: bool = True
+    # JSON log lines for machines; unset: JSON unless the logs go to a terminal.
+    log_json: bool | None = None
     log_level: str = "info"
 
     @field_validator("providers", mode="before")

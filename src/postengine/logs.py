@@ -31,6 +31,11 @@ def access(**fields: Any) -> None:
         _access.info("request", **fields)
 
 
+def _drop_color_message(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
+    return event
+
+
 def configure_logging(*, json: bool = True, level: str = "info") -> None:
     global _fast_access, _access_enabled
     _fast_access = json
@@ -43,6 +48,7 @@ def configure_logging(*, json: bool = True, level: str = "info") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(

@@ -1,203 +1,35 @@
-"""The `postengine` command line: serve, and the administration that has no HTTP endpoint (keys,
-organisations, credits). Every command takes `--json` for scripts."""
+"""Administration without an HTTP endpoint (API.md §2): database, organizations, keys, credits."""
 
-import asyncio
-import fcntl
-import gc
-import ipaddress
-import json
-import os
-import sys
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection
 
 from postengine import migrate
 from postengine.auth import keys as key_service
 from postengine.auth.authenticator import bump_epoch
-from postengine.auth.scopes import Scope, parse_scopes
-from postengine.config import SEED_EXAMPLE_KEY, Settings
+from postengine.auth.scopes import parse_scopes
+from postengine.cli.common import (
+    JsonOpt,
+    console,
+    credits_app,
+    db_app,
+    emit,
+    err_console,
+    fail,
+    keys_app,
+    orgs_app,
+    run_job,
+)
+from postengine.config import Settings
 from postengine.credits import repository as credit_repo
 from postengine.credits import service as credits
 from postengine.credits.plans import Plan
 from postengine.db import Database
 from postengine.kit.clock import iso, utcnow
 from postengine.orgs import service as orgs
-
-T = TypeVar("T")
-
-app = typer.Typer(help="postengine: AI image generation for social media, self-hosted.", no_args_is_help=True)
-orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-credits_app = typer.Typer(help="AI credits.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-app.add_typer(orgs_app, name="orgs")
-app.add_typer(keys_app, name="keys")
-app.add_typer(credits_app, name="credits")
-app.add_typer(db_app, name="db")
-
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-class CommandError(Exception):
-    """A mistake of the operator's: printed as one line, exit code 1."""
-
-
-def _run(job: Callable[[Settings, Database], Coroutine[Any, Any, T]], *, upgrade: bool = True) -> T:
-    settings = Settings()
-
-    async def main() -> T:
-        db = Database(settings.database_url)
-        try:
-            if upgrade and settings.is_sqlite:
-                await migrate.upgrade(db)
-            return await job(settings, db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except (CommandError, ValueError, LookupError, key_service.KeyLimitReached) as exc:
-        _fail(exc.args[0] if exc.args else str(exc))
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def _emit(as_json: bool, payload: Any, human: Callable[[], None]) -> None:
-    if as_json:
-        typer.echo(json.dumps(payload, indent=2))
-    else:
-        human()
-
-
-# ---------------------------------------------------------------- serve
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-async def ensure_demo(settings: Settings, db: Database) -> tuple[str, str]:
-    """The demo organisation (growth plan) and its key, created once and reused afterwards."""
-    secret = settings.demo_key.get_secret_value()
-    now = utcnow()
-    async with db.write() as session:
-        org = await orgs.demo_org(session)
-        if org is None:
-            org = await orgs.create_org(session, name="Demo", plan=Plan.GROWTH, now=now, is_demo=True)
-        key = await key_service.find_by_hash(session, key_service.hash_key(settings.secret, secret))
-        if key is None:
-            await key_service.create_key(
-                session,
-                secret_key=settings.secret,
-                org_id=org.id,
-                name="Demo key",
-                scopes=frozenset(Scope),
-                now=now,
-                secret=secret,
-            )
-            bump_epoch(settings.auth_epoch_path)
-        elif key.revoked_at is not None or key.org_id != org.id:
-            raise CommandError(
-                "the demo key was revoked; set PE_DEMO_KEY to a new pe_live_ key to make another"
-            )
-    return org.id, secret
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    demo: Annotated[
-        bool, typer.Option("--demo", help="Create (once) and print a demo organization and key.")
-    ] = False,
-) -> None:
-    """Run the HTTP server (embedded mode: applies pending migrations on start)."""
-    import uvicorn
-
-    from postengine.app import create_app
-    from postengine.logs import configure_logging
-
-    settings = Settings(host=host, port=port)
-    if demo:
-        if settings.demo_key.get_secret_value() == SEED_EXAMPLE_KEY and not _is_loopback(host):
-            _fail(
-                "the demo key is the public example key from the docs; "
-                f"set PE_DEMO_KEY to a secret pe_live_ key before serving the demo on {host}."
-            )
-        org_id, secret = _run(ensure_demo)
-        base = f"http://{'localhost' if _is_loopback(host) else host}:{port}"
-        console.print(f"[bold]postengine[/bold] on {base}   docs: {base}/docs")
-        console.print(f"demo organization {org_id} (growth plan, 500 AI credits a month)")
-        console.print(f"demo API key: [bold]{secret}[/bold]", highlight=False)
-        console.print(
-            "try it:\n"
-            f"  curl -X POST {base}/api/v1/ai/generate-image \\\n"
-            f'    -H "Authorization: Bearer {secret}" -H "Content-Type: application/json" \\\n'
-            """    -d '{"prompt": "A poster that says \\"LISBON\\", warm sunset light", """
-            """"model": "flux-schnell", "aspect_ratio": "4:5"}'""",
-            highlight=False,
-            soft_wrap=True,
-        )
-    if not settings.is_sqlite:
-
-        async def check_schema(settings: Settings, db: Database) -> list[str]:
-            return await migrate.pending(db)
-
-        if missing := _run(check_schema, upgrade=False):
-            _fail(
-                f"the database schema is behind ({len(missing)} pending migrations); run `postengine db upgrade`"
-            )
-    as_json = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
-    configure_logging(json=as_json, level=settings.log_level)
-    app = create_app(settings)
-    # Everything loaded so far (modules, models, compiled statements) lives as long as the process:
-    # keep it out of the cyclic collector, so that full collections stay short.
-    gc.collect()
-    gc.freeze()
-    with _single_server(settings):
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
-
-
-@contextmanager
-def _single_server(settings: Settings) -> Iterator[None]:
-    """Rate limits live in this process in the embedded mode: a second server on the same data would
-    double every limit. Refuse it with a clear message instead."""
-    if settings.redis_url:
-        yield
-        return
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.data_dir / "server.lock", "a+", encoding="ascii") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            _fail(
-                f"another postengine server (pid {handle.read().strip() or '?'}) is already serving "
-                f"{settings.data_dir}; rate limits are kept in that process, so only one may run"
-            )
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-
 
 # ---------------------------------------------------------------- db
 
@@ -211,8 +43,8 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
         await migrate.upgrade(db)
         return todo
 
-    applied = _run(job, upgrade=False)
-    _emit(
+    applied = run_job(job, upgrade=False)
+    emit(
         as_json,
         {"applied": applied},
         lambda: console.print(
@@ -239,8 +71,8 @@ def orgs_create(
             org = await orgs.create_org(session, name=name, plan=plan, now=utcnow())
             return {"id": org.id, "name": org.name, "plan": org.plan, "created_at": iso(org.created_at)}
 
-    org = _run(job)
-    _emit(
+    org = run_job(job)
+    emit(
         as_json,
         org,
         lambda: console.print(f"created organization {org['id']} ({org['name']}, {org['plan']})"),
@@ -264,7 +96,7 @@ def orgs_list(as_json: JsonOpt = False) -> None:
                 for o in await orgs.list_orgs(session)
             ]
 
-    rows = _run(job)
+    rows = run_job(job)
 
     def human() -> None:
         table = Table("id", "name", "plan", "status", "created_at")
@@ -272,7 +104,7 @@ def orgs_list(as_json: JsonOpt = False) -> None:
             table.add_row(row["id"], row["name"], row["plan"], row["status"], row["created_at"])
         console.print(table)
 
-    _emit(as_json, rows, human)
+    emit(as_json, rows, human)
 
 
 # ---------------------------------------------------------------- keys
@@ -304,7 +136,7 @@ def keys_create(
     try:
         scope_set = parse_scopes(scopes)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
     async def job(settings: Settings, db: Database) -> dict[str, Any]:
         now = utcnow()
@@ -325,11 +157,11 @@ def keys_create(
         return payload
 
     try:
-        payload = _run(job)
+        payload = run_job(job)
     except ValueError as exc:  # bad --scopes
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    _emit(
+    emit(
         as_json,
         payload,
         lambda: console.print(
@@ -351,7 +183,7 @@ def keys_list(
             org_row = await orgs.get_org(session, org)
             return [_key_json(k) for k in await key_service.list_keys(session, org_row.id)]
 
-    rows = _run(job)
+    rows = run_job(job)
 
     def human() -> None:
         table = Table("id", "name", "prefix", "scopes", "created_at", "last_used_at", "state")
@@ -372,7 +204,7 @@ def keys_list(
             )
         console.print(table)
 
-    _emit(as_json, rows, human)
+    emit(as_json, rows, human)
 
 
 @keys_app.command("revoke")
@@ -385,8 +217,8 @@ def keys_revoke(key_id: str, as_json: JsonOpt = False) -> None:
         bump_epoch(settings.auth_epoch_path)
         return payload
 
-    payload = _run(job)
-    _emit(as_json, payload, lambda: console.print(f"revoked key {payload['id']}"))
+    payload = run_job(job)
+    emit(as_json, payload, lambda: console.print(f"revoked key {payload['id']}"))
 
 
 # ---------------------------------------------------------------- credits
@@ -409,8 +241,8 @@ def credits_grant(
         bump_epoch(settings.auth_epoch_path)  # running servers drop their quota snapshots
         return {"org_id": org_row.id, "granted": amount, **_balance_json(balance)}
 
-    payload = _run(job)
-    _emit(
+    payload = run_job(job)
+    emit(
         as_json,
         payload,
         lambda: console.print(
@@ -473,7 +305,7 @@ def credits_show(
             ],
         }
 
-    payload = _run(job)
+    payload = run_job(job)
 
     def human() -> None:
         console.print(
@@ -493,8 +325,4 @@ def credits_show(
             )
         console.print(table)
 
-    _emit(as_json, payload, human)
-
-
-def main() -> None:
-    app()
+    emit(as_json, payload, human)

@@ -1,0 +1,12 @@
+"""The `postengine` command line: serve, and the administration that has no HTTP endpoint (keys,
+organisations, credits). Every command takes `--json` for scripts."""
+
+from postengine.cli import admin, serve  # noqa: F401  (importing them registers their commands)
+from postengine.cli.common import app
+from postengine.cli.serve import ensure_demo
+
+__all__ = ["app", "ensure_demo", "main"]
+
+
+def main() -> None:
+    app()

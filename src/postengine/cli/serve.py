@@ -1,0 +1,144 @@
+"""`postengine serve`: the HTTP server, and the demo organization and key of the embedded mode."""
+
+import fcntl
+import gc
+import ipaddress
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from postengine import migrate
+from postengine.auth import keys as key_service
+from postengine.auth.authenticator import bump_epoch
+from postengine.auth.scopes import Scope
+from postengine.cli.common import (
+    CommandError,
+    app,
+    console,
+    fail,
+    run_job,
+)
+from postengine.config import SEED_EXAMPLE_KEY, Settings
+from postengine.credits.plans import Plan
+from postengine.db import Database
+from postengine.kit.clock import utcnow
+from postengine.orgs import service as orgs
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def ensure_demo(settings: Settings, db: Database) -> tuple[str, str]:
+    """The demo organisation (growth plan) and its key, created once and reused afterwards."""
+    secret = settings.demo_key.get_secret_value()
+    now = utcnow()
+    async with db.write() as session:
+        org = await orgs.demo_org(session)
+        if org is None:
+            org = await orgs.create_org(session, name="Demo", plan=Plan.GROWTH, now=now, is_demo=True)
+        key = await key_service.find_by_hash(session, key_service.hash_key(settings.secret, secret))
+        if key is None:
+            await key_service.create_key(
+                session,
+                secret_key=settings.secret,
+                org_id=org.id,
+                name="Demo key",
+                scopes=frozenset(Scope),
+                now=now,
+                secret=secret,
+            )
+            bump_epoch(settings.auth_epoch_path)
+        elif key.revoked_at is not None or key.org_id != org.id:
+            raise CommandError(
+                "the demo key was revoked; set PE_DEMO_KEY to a new pe_live_ key to make another"
+            )
+    return org.id, secret
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create (once) and print a demo organization and key.")
+    ] = False,
+) -> None:
+    """Run the HTTP server (embedded mode: applies pending migrations on start)."""
+    import uvicorn
+
+    from postengine.app import create_app
+    from postengine.logs import configure_logging
+
+    settings = Settings(host=host, port=port)
+    if demo:
+        if settings.demo_key.get_secret_value() == SEED_EXAMPLE_KEY and not _is_loopback(host):
+            fail(
+                "the demo key is the public example key from the docs; "
+                f"set PE_DEMO_KEY to a secret pe_live_ key before serving the demo on {host}."
+            )
+        org_id, secret = run_job(ensure_demo)
+        base = f"http://{'localhost' if _is_loopback(host) else host}:{port}"
+        console.print(f"[bold]postengine[/bold] on {base}   docs: {base}/docs")
+        console.print(f"demo organization {org_id} (growth plan, 500 AI credits a month)")
+        console.print(f"demo API key: [bold]{secret}[/bold]", highlight=False)
+        console.print(
+            "try it:\n"
+            f"  curl -X POST {base}/api/v1/ai/generate-image \\\n"
+            f'    -H "Authorization: Bearer {secret}" -H "Content-Type: application/json" \\\n'
+            """    -d '{"prompt": "A poster that says \\"LISBON\\", warm sunset light", """
+            """"model": "flux-schnell", "aspect_ratio": "4:5"}'""",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not settings.is_sqlite:
+
+        async def check_schema(settings: Settings, db: Database) -> list[str]:
+            return await migrate.pending(db)
+
+        if missing := run_job(check_schema, upgrade=False):
+            fail(
+                f"the database schema is behind ({len(missing)} pending migrations); run `postengine db upgrade`"
+            )
+    as_json = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
+    configure_logging(json=as_json, level=settings.log_level)
+    app = create_app(settings)
+    # Everything loaded so far (modules, models, compiled statements) lives as long as the process:
+    # keep it out of the cyclic collector, so that full collections stay short.
+    gc.collect()
+    gc.freeze()
+    with _single_server(settings):
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@contextmanager
+def _single_server(settings: Settings) -> Iterator[None]:
+    """Rate limits live in this process in the embedded mode: a second server on the same data would
+    double every limit. Refuse it with a clear message instead."""
+    if settings.redis_url:
+        yield
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "server.lock", "a+", encoding="ascii") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            fail(
+                f"another postengine server (pid {handle.read().strip() or '?'}) is already serving "
+                f"{settings.data_dir}; rate limits are kept in that process, so only one may run"
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield

@@ -16,7 +16,7 @@ same answer (``matched_clauses(..., gated=False)``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from postengine.safety.rules import RULES
@@ -53,9 +53,10 @@ class _Clause:
 # ---------------------------------------------------------------------------------------------
 
 
-def _closing(rx: str, i: int) -> int:
-    """Index of the ")" that closes the group opening at ``rx[i]``."""
-    depth, in_class = 0, False
+def _structure(rx: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, group depth before it) for every character of `rx` from `start` that is
+    regex syntax: escapes and the insides of character classes are skipped."""
+    depth, in_class, i = 0, False, start
     while i < len(rx):
         c = rx[i]
         if c == "\\":
@@ -65,36 +66,27 @@ def _closing(rx: str, i: int) -> int:
             in_class = c != "]"
         elif c == "[":
             in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+        else:
+            yield i, c, depth
+            depth += (c == "(") - (c == ")")
         i += 1
+
+
+def _closing(rx: str, i: int) -> int:
+    """Index of the ")" that closes the group opening at ``rx[i]``."""
+    for j, c, depth in _structure(rx, i):
+        if c == ")" and depth == 1:
+            return j
     raise ValueError(f"unbalanced group in {rx!r}")
 
 
 def _top_level_alternatives(rx: str) -> list[str]:
     parts: list[str] = []
-    depth, in_class, start, i = 0, False, 0, 0
-    while i < len(rx):
-        c = rx[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
+    start = 0
+    for i, c, depth in _structure(rx):
+        if c == "|" and depth == 0:
             parts.append(rx[start:i])
             start = i + 1
-        i += 1
     parts.append(rx[start:])
     return parts
 

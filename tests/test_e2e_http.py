@@ -27,15 +27,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    port = free_port()
-    env = {
+def server_env(tmp_path: Path) -> dict[str, str]:
+    """A fresh embedded installation under tmp_path: what `make run` sets up under ./data."""
+    return {
         **os.environ,
         "PE_DATA_DIR": str(tmp_path / "data"),
         "PE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}",
         "PE_STORAGE_URL": f"file://{tmp_path / 'data' / 'media'}",
     }
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    port = free_port()
+    env = server_env(tmp_path)
     exe = Path(sys.executable).with_name("postengine")
     proc = subprocess.Popen(
         [str(exe), "serve", "--demo", "--port", str(port)],
@@ -106,12 +111,7 @@ def test_seed_curl_example_against_a_real_server(server) -> None:
 
 
 def test_a_second_server_on_the_same_data_is_refused(server, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "PE_DATA_DIR": str(tmp_path / "data"),
-        "PE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}",
-        "PE_STORAGE_URL": f"file://{tmp_path / 'data' / 'media'}",
-    }
+    env = server_env(tmp_path)
     exe = Path(sys.executable).with_name("postengine")
     second = subprocess.run(
         [str(exe), "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
@@ -126,12 +126,7 @@ def test_cli_changes_reach_a_running_server_at_once(server, tmp_path: Path) -> N
     import concurrent.futures
 
     base, _ = server
-    env = {
-        **os.environ,
-        "PE_DATA_DIR": str(tmp_path / "data"),
-        "PE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}",
-        "PE_STORAGE_URL": f"file://{tmp_path / 'data' / 'media'}",
-    }
+    env = server_env(tmp_path)
     exe = str(Path(sys.executable).with_name("postengine"))
 
     def cli(*args: str) -> dict:

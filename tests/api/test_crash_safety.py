@@ -32,6 +32,23 @@ class HangingProvider:
         raise AssertionError("unreachable")
 
 
+async def leave_reservation(db, tenant, *, cost: int, model: str, at) -> str:
+    """What a process that died right after reserving leaves behind: a `reserved` generation."""
+    gen_id = new_id("gen")
+
+    def half_done(conn) -> None:
+        reservation = credits.reserve(conn, org_id=tenant.org_id, cost=cost, generation_id=gen_id, now=at)
+        generation_repo.insert_generation(
+            conn, id=gen_id, org_id=tenant.org_id, api_key_id=tenant.key_id, model=model, aspect_ratio="1:1",
+            prompt="x", status="reserved", credits=cost, allowance_part=reservation.allowance_part,
+            bonus_part=reservation.bonus_part, period_start=reservation.period_start, created_at=at,
+            deadline_at=at + timedelta(seconds=120),
+        )
+
+    await db.run(half_done)
+    return gen_id
+
+
 async def remaining(db, org_id: str) -> int:
     async with db.read() as session:
         account = await session.get(CreditAccount, org_id)
@@ -69,19 +86,7 @@ async def test_cancelled_request_is_refunded(settings, clock, make_tenant, db) -
 async def test_sweeper_refunds_reservations_left_by_a_dead_process(app, client: httpx.AsyncClient, make_tenant, db, clock) -> None:
     tenant = await make_tenant()
     ctx = app.state.ctx
-    now = to_datetime(clock.time())
-    gen_id = new_id("gen")
-    # What a process that died right after reserving leaves behind.
-    def half_done(conn) -> None:
-        reservation = credits.reserve(conn, org_id=tenant.org_id, cost=15, generation_id=gen_id, now=now)
-        generation_repo.insert_generation(
-            conn, id=gen_id, org_id=tenant.org_id, api_key_id=tenant.key_id, model="nano-banana-pro", aspect_ratio="1:1",
-            prompt="x", status="reserved", credits=15, allowance_part=reservation.allowance_part,
-            bonus_part=reservation.bonus_part, period_start=reservation.period_start, created_at=now,
-            deadline_at=now + timedelta(seconds=120),
-        )
-
-    await db.run(half_done)
+    gen_id = await leave_reservation(db, tenant, cost=15, model="nano-banana-pro", at=to_datetime(clock.time()))
     assert await remaining(db, tenant.org_id) == 485
     assert await generation_service.sweep_expired(ctx) == 0  # not past its deadline yet
     clock.advance(120 + 31)
@@ -137,19 +142,7 @@ async def test_startup_settles_what_a_dead_process_left(settings, clock, make_te
     from postengine.app import create_app
 
     tenant = await make_tenant()
-    gen_id = new_id("gen")
-    long_ago = to_datetime(clock.time() - 3600)
-
-    def left_behind(conn) -> None:
-        reservation = credits.reserve(conn, org_id=tenant.org_id, cost=8, generation_id=gen_id, now=long_ago)
-        generation_repo.insert_generation(
-            conn, id=gen_id, org_id=tenant.org_id, api_key_id=tenant.key_id, model="ideogram-v2", aspect_ratio="1:1",
-            prompt="x", status="reserved", credits=8, allowance_part=reservation.allowance_part,
-            bonus_part=reservation.bonus_part, period_start=reservation.period_start, created_at=long_ago,
-            deadline_at=long_ago + timedelta(seconds=120),
-        )
-
-    await db.run(left_behind)
+    await leave_reservation(db, tenant, cost=8, model="ideogram-v2", at=to_datetime(clock.time() - 3600))
     assert await remaining(db, tenant.org_id) == 492
     app = create_app(settings, clock=clock, background=True)
     async with app.router.lifespan_context(app):

@@ -119,3 +119,18 @@ def test_serve_refuses_a_postgresql_schema_that_is_behind(cli, monkeypatch, pg_d
         assert json.loads(cli("db", "upgrade", "--json").output) == {"applied": []}
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("PE_SECRET_KEY", "changeme", "PE_SECRET_KEY: PE_SECRET_KEY must be at least 32 random characters"),
+        ("PE_PROVIDERS", '{"flux-schnell": 1}', "PE_PROVIDERS (flux-schnell): Input should be a valid list"),
+        ("PE_AUTH_CACHE_SECONDS", "soon", "PE_AUTH_CACHE_SECONDS: Input should be a valid number"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(cli, monkeypatch, variable: str, value: str, expected: str) -> None:
+    monkeypatch.setenv(variable, value)
+    result = cli("orgs", "list", ok=False)
+    assert result.exit_code == 1
+    assert expected in result.output and "Traceback" not in result.output

@@ -18,6 +18,9 @@ DEFAULT_PROVIDER_CHAIN: dict[ImageModel, list[str]] = {model: ["offline"] for mo
 SEED_EXAMPLE_KEY = "pe_live_a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4"
 
 
+_PLACEHOLDERS = {"changeme" * 4, "secret" * 6, "x" * 32}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PE_", env_file=".env", extra="ignore")
 
@@ -51,6 +54,19 @@ class Settings(BaseSettings):
     # JSON log lines for machines; unset: JSON unless the logs go to a terminal.
     log_json: bool | None = None
     log_level: str = "info"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 32 or secret.lower() in _PLACEHOLDERS or len(set(secret)) < 8:
+            raise ValueError(
+                "PE_SECRET_KEY must be at least 32 random characters (e.g. `python -c "
+                "'import secrets; print(secrets.token_hex(32))'`), not a placeholder"
+            )
+        return value
 
     @field_validator("providers", mode="before")
     @classmethod

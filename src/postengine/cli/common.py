@@ -6,6 +6,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from postengine import migrate
@@ -35,7 +36,7 @@ class CommandError(Exception):
 
 
 def run_job(job: Callable[[Settings, Database], Coroutine[Any, Any, T]], *, upgrade: bool = True) -> T:
-    settings = Settings()
+    settings = load_settings()
 
     async def main() -> T:
         db = Database(settings.database_url)
@@ -50,6 +51,20 @@ def run_job(job: Callable[[Settings, Database], Coroutine[Any, Any, T]], *, upgr
         return asyncio.run(main())
     except (CommandError, ValueError, LookupError, key_service.KeyLimitReached) as exc:
         fail(exc.args[0] if exc.args else str(exc))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, or a one-line error naming the variable that is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PE_{str(err['loc'][0]).upper()}"
+            + (f" ({'.'.join(str(p) for p in err['loc'][1:])})" if len(err["loc"]) > 1 else "")
+            + f": {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}")
 
 
 def fail(message: str) -> NoReturn:

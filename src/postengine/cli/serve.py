@@ -20,6 +20,7 @@ from postengine.cli.common import (
     app,
     console,
     fail,
+    load_settings,
     run_job,
 )
 from postengine.config import SEED_EXAMPLE_KEY, Settings
@@ -79,7 +80,7 @@ def serve(
     from postengine.app import create_app
     from postengine.logs import configure_logging
 
-    settings = Settings(host=host, port=port)
+    settings = load_settings(host=host, port=port)
     if demo:
         if settings.demo_key.get_secret_value() == SEED_EXAMPLE_KEY and not _is_loopback(host):
             fail(

@@ -53,7 +53,7 @@ class Authenticator:
         self._clock = clock
         self._epoch_token = self._epoch.token()
         self._cache: dict[str, tuple[Caller | None, float]] = {}
-        self.last_used: dict[str, datetime] = {}  # key id → time, flushed to the database in batches
+        self.last_used: dict[str, float] = {}  # key id → Unix time, flushed to the database in batches
 
     async def authenticate(self, authorization: str | None) -> Caller:
         if not authorization:
@@ -78,8 +78,8 @@ class Authenticator:
                 self._cache.clear()
             self._cache[key_hash] = (caller, now_mono)
 
-        now = to_datetime(self._clock.time())
-        if caller is None or (caller.expires_at is not None and caller.expires_at <= now):
+        now = self._clock.time()
+        if caller is None or (caller.expires_at is not None and caller.expires_at <= to_datetime(now)):
             raise Unauthorized(INVALID_KEY)
         self.last_used[caller.key_id] = now
         return caller
@@ -106,4 +106,4 @@ class Authenticator:
             return
         pending, self.last_used = self.last_used, {}
         async with self._db.write() as session:
-            await keys.record_last_used(session, pending)
+            await keys.record_last_used(session, {key_id: to_datetime(at) for key_id, at in pending.items()})

@@ -8,7 +8,6 @@ only with PostgreSQL) does not reach that file; there the cache TTL bounds how l
 keeps working, until a shared store carries the epoch (scale-out issue).
 """
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +18,10 @@ from postengine.db import Database
 from postengine.errors import Unauthorized
 from postengine.kit.clock import Clock, to_datetime
 from postengine.kit.crypto import same
-from postengine.kit.epoch import Epoch
+from postengine.kit.epoch import Epoch, EpochCache
 
 MISSING_KEY = "Missing API key. Send it as: Authorization: Bearer pe_live_…"
 INVALID_KEY = "Invalid or expired API key"
-_MAX_CACHED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +46,8 @@ class Authenticator:
     ) -> None:
         self._db = database
         self._secret_key = secret_key
-        self._epoch = Epoch(epoch_path)
-        self._ttl = ttl
         self._clock = clock
-        self._epoch_token = self._epoch.token()
-        self._cache: dict[str, tuple[Caller | None, float]] = {}
+        self._cache: EpochCache[str, Caller | None] = EpochCache(Epoch(epoch_path), ttl)
         self.last_used: dict[str, float] = {}  # key id → Unix time, flushed to the database in batches
 
     async def authenticate(self, authorization: str | None) -> Caller:
@@ -64,19 +59,12 @@ class Authenticator:
             raise Unauthorized(INVALID_KEY)
         key_hash = keys.hash_key(self._secret_key, secret)
 
-        token = self._epoch.token()
-        if token != self._epoch_token:
-            self._cache.clear()
-            self._epoch_token = token
-        now_mono = time.monotonic()
-        cached = self._cache.get(key_hash)
-        if cached is not None and now_mono - cached[1] < self._ttl:
-            caller = cached[0]
+        cached = self._cache.lookup(key_hash)
+        if cached is not None:
+            (caller,) = cached
         else:
             caller = await self._load(key_hash)
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[key_hash] = (caller, now_mono)
+            self._cache.store(key_hash, caller)
 
         now = self._clock.time()
         if caller is None or (caller.expires_at is not None and caller.expires_at <= to_datetime(now)):

@@ -4,6 +4,10 @@ change with one `stat` (about a microsecond), so in-process caches can be droppe
 import os
 import time
 from pathlib import Path
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Epoch:
@@ -22,3 +26,36 @@ class Epoch:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         tmp.write_text(str(time.time_ns()), encoding="ascii")
         os.replace(tmp, self.path)  # a new inode each time, so the token always changes
+
+
+class EpochCache(Generic[K, V]):
+    """In-process entries that live `ttl` seconds and are all dropped when the epoch changes.
+
+    `lookup` returns `(value,)` for a fresh entry (the value itself may be None: a cached miss)
+    and None when there is none. Bounded: when full, it starts over rather than grow.
+    """
+
+    def __init__(self, epoch: Epoch, ttl: float, max_entries: int = 10_000) -> None:
+        self._epoch = epoch
+        self._token = epoch.token()
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[K, tuple[V, float]] = {}
+
+    def lookup(self, key: K) -> tuple[V] | None:
+        token = self._epoch.token()
+        if token != self._token:
+            self._entries.clear()
+            self._token = token
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[1] < self._ttl:
+            return (entry[0],)
+        return None
+
+    def store(self, key: K, value: V) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (value, time.monotonic())
+
+    def drop(self, key: K) -> None:
+        self._entries.pop(key, None)

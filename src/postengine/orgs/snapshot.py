@@ -7,14 +7,13 @@ Reads of quotas must not cost a database round trip per request. The snapshot is
 Decisions that spend credits never read it: they run on the database with a row lock.
 """
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 
 from postengine.credits.repository import ACCOUNT_COLUMNS, AccountRow
 from postengine.db import Database
-from postengine.kit.epoch import Epoch
+from postengine.kit.epoch import Epoch, EpochCache
 from postengine.models import CreditAccount, Organization
 
 
@@ -31,32 +30,22 @@ class OrgSnapshot:
 class OrgCache:
     def __init__(self, db: Database, epoch: Epoch, ttl: float) -> None:
         self._db = db
-        self._epoch = epoch
-        self._token = epoch.token()
-        self._ttl = ttl
-        self._entries: dict[str, tuple[OrgSnapshot, float]] = {}
+        self._entries: EpochCache[str, OrgSnapshot] = EpochCache(epoch, ttl)
         self._versions: dict[str, int] = {}
 
     def invalidate(self, org_id: str) -> None:
-        self._entries.pop(org_id, None)
+        self._entries.drop(org_id)
         self._versions[org_id] = self._versions.get(org_id, 0) + 1
 
     async def get(self, org_id: str) -> OrgSnapshot | None:
-        token = self._epoch.token()
-        if token != self._token:
-            self._entries.clear()
-            self._token = token
-        entry = self._entries.get(org_id)
-        now = time.monotonic()
-        if entry is not None and now - entry[1] < self._ttl:
-            return entry[0]
+        cached = self._entries.lookup(org_id)
+        if cached is not None:
+            return cached[0]
         version = self._versions.get(org_id, 0)
         snapshot = await self._load(org_id)
         # A write that happened while we were reading makes this snapshot old already: don't keep it.
         if snapshot is not None and self._versions.get(org_id, 0) == version:
-            if len(self._entries) >= 10_000:
-                self._entries.clear()
-            self._entries[org_id] = (snapshot, now)
+            self._entries.store(org_id, snapshot)
         return snapshot
 
     async def _load(self, org_id: str) -> OrgSnapshot | None:

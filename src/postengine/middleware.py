@@ -7,12 +7,11 @@ import logging
 import re
 import secrets
 import time
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from postengine.errors import PayloadTooLarge
+from postengine.errors import ApiError, InternalError, PayloadTooLarge
 from postengine.kit.clock import iso, utcnow
 from postengine.logs import access
 
@@ -48,7 +47,7 @@ class RequestContextMiddleware:
         try:
             length = _header(scope, b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await _send_error(send_with_id, request_id, 413, _too_large(self.max_body_bytes))
+                await _send_error(send_with_id, request_id, _too_large(self.max_body_bytes))
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
         except Exception:
@@ -57,13 +56,7 @@ class RequestContextMiddleware:
                 await _send_error(
                     send_with_id,
                     request_id,
-                    500,
-                    {
-                        "code": "internal_error",
-                        "message": "An unexpected error occurred. It has been logged; retry later.",
-                        "retryable": True,
-                        "details": {},
-                    },
+                    InternalError("An unexpected error occurred. It has been logged; retry later."),
                 )
         finally:
             access(
@@ -86,19 +79,16 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(_too_large(limit)["message"])
+                    raise _too_large(limit)
             return message
 
         return limited_receive
 
 
-def _too_large(limit: int) -> dict[str, Any]:
-    return {
-        "code": "payload_too_large",
-        "message": f"The request body is larger than the limit of {_human(limit)}.",
-        "retryable": False,
-        "details": {"max_bytes": limit},
-    }
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is larger than the limit of {_human(limit)}.", details={"max_bytes": limit}
+    )
 
 
 def _human(size: int) -> str:
@@ -114,14 +104,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send_error(send: Send, request_id: str, status: int, error: dict[str, Any]) -> None:
+async def _send_error(send: Send, request_id: str, error: ApiError) -> None:
+    """The envelope, for the two cases where no app (and so no exception handler) is involved."""
     body = orjson.dumps(
-        {"data": None, "error": error, "meta": {"request_id": request_id, "timestamp": iso(utcnow())}}
+        {"data": None, "error": error.body(), "meta": {"request_id": request_id, "timestamp": iso(utcnow())}}
     )
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": error.status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         }
     )

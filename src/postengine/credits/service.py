@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from postengine.credits import repository
-from postengine.credits.errors import AlreadySettled, UnknownOrganization
+from postengine.credits.errors import UnknownOrganization
 from postengine.credits.plans import PLANS, Plan
 from postengine.credits.repository import AccountRow
 from postengine.errors import InsufficientCredits
@@ -227,7 +227,6 @@ def grant_pack(conn: Connection, *, org_id: str, amount: int, now: datetime) -> 
 
 
 __all__ = [
-    "AlreadySettled",
     "Balance",
     "Reservation",
     "grant_pack",

@@ -72,9 +72,9 @@ def create_app(
                 db=db,
                 clock=clock,
                 authenticator=Authenticator(
-                    db, settings.secret, settings.auth_epoch_path, settings.auth_cache_seconds, clock
+                    db, settings.secret, settings.epoch_path, settings.auth_cache_seconds, clock
                 ),
-                orgs=OrgCache(db, Epoch(settings.auth_epoch_path), settings.quota_cache_seconds),
+                orgs=OrgCache(db, Epoch(settings.epoch_path), settings.quota_cache_seconds),
                 rate_limits=rate_limits or MemoryRateLimitStore(clock),
                 providers=providers or build_providers(settings.providers, cpu),
                 storage=storage or LocalStorage(settings.media_root),

@@ -111,7 +111,9 @@ class Settings(BaseSettings):
         return path.read_text(encoding="ascii").strip().encode()
 
     @property
-    def auth_epoch_path(self) -> Path:
+    def epoch_path(self) -> Path:
+        """Bumped by the CLI after changes to keys, organizations or credits: servers sharing this
+        data directory drop their key cache and quota snapshots at once (`kit.epoch`)."""
         return self.data_dir / "auth-epoch"
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from postengine import migrate
+from postengine import __version__, migrate
 from postengine.auth.authenticator import Authenticator
 from postengine.auth.endpoints import router as auth_router
 from postengine.config import Settings
@@ -28,7 +29,7 @@ from postengine.generation import service as generation_service
 from postengine.generation.endpoints import router as generation_router
 from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
-from postengine.generation.providers.registry import build_providers
+from postengine.generation.providers.registry import build_providers, log_checks, report_problems
 from postengine.kit.clock import Clock, SystemClock
 from postengine.kit.epoch import Epoch
 from postengine.media.cdn import router as cdn_router
@@ -63,6 +64,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
+        http = new_http_client()
         try:
             await _prepare_schema(settings, db)
             _imaging.set_blocks_max(settings.image_block_cache)  # see Settings.image_block_cache
@@ -76,9 +78,10 @@ def create_app(
                 ),
                 orgs=OrgCache(db, Epoch(settings.epoch_path), settings.quota_cache_seconds),
                 rate_limits=rate_limits or MemoryRateLimitStore(clock),
-                providers=providers or build_providers(settings.providers, cpu),
+                providers=providers or _providers(settings, http, cpu, background),
                 storage=storage or LocalStorage(settings.media_root),
                 cpu=cpu,
+                http=http,
             )
             app.state.ctx = ctx
             tasks = []
@@ -100,6 +103,7 @@ def create_app(
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await ctx.authenticator.flush_last_used()
         finally:
+            await http.aclose()
             await db.dispose()
 
     app = FastAPI(
@@ -118,6 +122,36 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _install_openapi(app)
     return app
+
+
+def new_http_client() -> httpx.AsyncClient:
+    """The process's client for outgoing calls (providers). Timeouts are set per call from each
+    generation's deadline; redirects are never followed implicitly (a redirect could carry a provider
+    key to another host, or lead to a private address)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(120.0, connect=10.0),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=40),
+        follow_redirects=False,
+        headers={"User-Agent": f"postengine/{__version__}"},
+    )
+
+
+def _providers(
+    settings: Settings, http: httpx.AsyncClient, cpu: CapacityLimiter, background: bool
+) -> dict[ImageModel, list[ImageProvider]]:
+    built = build_providers(settings, http, cpu)
+    for model, names in built.names.items():
+        log.info("model %s is served by %s", model, " → ".join(names))
+    report_problems(built)
+    if background:
+        # Credentials and upstream model ids are checked once, without delaying start-up.
+        task = asyncio.get_running_loop().create_task(log_checks(built))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+    return built.chains
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 async def _prepare_schema(settings: Settings, db: Database) -> None:

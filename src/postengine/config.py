@@ -6,12 +6,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from postengine.generation.models import ImageModel
 
-DEFAULT_PROVIDER_CHAIN: dict[ImageModel, list[str]] = {model: ["offline"] for model in ImageModel}
+DEFAULT_GEMINI_MODELS: dict[ImageModel, str] = {
+    ImageModel.NANO_BANANA_PRO: "gemini-3-pro-image-preview",
+    ImageModel.GEMINI_3_PRO: "gemini-3-pro-image-preview",
+}
+DEFAULT_GEMINI_IMAGE_SIZES: dict[ImageModel, str] = {
+    ImageModel.NANO_BANANA_PRO: "2K",
+    ImageModel.GEMINI_3_PRO: "2K",
+}
 
 # The seed's example key. It is the demo key only on a loopback-bound embedded server, so the
 # seed's curl example works unchanged there; `serve` refuses it on any other interface.
@@ -46,10 +53,43 @@ class Settings(BaseSettings):
     # Without it every freed image goes back to the OS (about 1 ms for a 1024² image) and the next
     # one page-faults its way in again.
     image_block_cache: int = 8
-    # model → ordered provider names. Only "offline" exists until the provider adapters land.
-    providers: Annotated[dict[ImageModel, list[str]], NoDecode] = Field(
-        default_factory=lambda: dict(DEFAULT_PROVIDER_CHAIN)
+    # model → ordered provider names, e.g. PE_PROVIDERS='{"flux-schnell": ["fal", "replicate", "offline"]}'.
+    # A model not named gets its automatic chain (`generation.providers.registry.default_chain`):
+    # the upstreams whose credentials are set, or the offline renderer when none are.
+    providers: Annotated[dict[ImageModel, list[str]], NoDecode] = Field(default_factory=dict)
+
+    # Upstream credentials (never logged; messages name the variable, not the value).
+    gemini_api_key: SecretStr | None = None
+    ideogram_api_key: SecretStr | None = None
+    fal_key: SecretStr | None = None
+    replicate_api_token: SecretStr | None = None
+    # Upstream endpoints and model ids: preview ids get renamed and retired, so they are settings.
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    gemini_models: Annotated[dict[ImageModel, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_GEMINI_MODELS)
     )
+    gemini_image_sizes: Annotated[dict[ImageModel, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_GEMINI_IMAGE_SIZES)
+    )
+    ideogram_base_url: str = "https://api.ideogram.ai"
+    ideogram_model: str = "V_2"
+    fal_base_url: str = "https://fal.run"
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_model: str = "fal-ai/flux/schnell"
+    fal_mode: str = "sync"  # "sync" (one request, image inline) or "queue" (submit, poll, fetch)
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_model: str = "black-forest-labs/flux-schnell"
+    # A local FLUX.1-schnell folder for the `diffusers` provider (`pip install 'postengine[local]'`).
+    diffusers_model_path: Path | None = None
+    diffusers_device: str = "auto"
+    diffusers_offload: bool = False
+    # Every upstream call: at most this many retries, a cap on downloaded results, and a circuit
+    # breaker that skips a provider for `circuit_reset_seconds` after `circuit_threshold` failures.
+    provider_max_retries: int = Field(default=2, ge=0, le=5)
+    provider_max_download_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    circuit_threshold: int = Field(default=5, ge=1)
+    circuit_reset_seconds: float = Field(default=30.0, gt=0)
+
     demo_key: SecretStr = SecretStr(SEED_EXAMPLE_KEY)
     # JSON log lines for machines; unset: JSON unless the logs go to a terminal.
     log_json: bool | None = None
@@ -71,12 +111,17 @@ class Settings(BaseSettings):
     @field_validator("providers", mode="before")
     @classmethod
     def _parse_providers(cls, value: Any) -> Any:
-        # PE_PROVIDERS='{"flux-schnell": ["offline"]}'; models not named keep the default chain.
+        # PE_PROVIDERS='{"flux-schnell": ["offline"]}'; models not named get their automatic chain.
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("gemini_models", "gemini_image_sizes", mode="before")
+    @classmethod
+    def _parse_gemini_maps(cls, value: Any, info: ValidationInfo) -> Any:
+        # PE_GEMINI_MODELS='{"gemini-3-pro": "gemini-2.5-flash-image"}' overrides the models it names.
         if isinstance(value, str):
             value = json.loads(value)
-        if isinstance(value, dict):
-            return {**DEFAULT_PROVIDER_CHAIN, **value}
-        return value
+        defaults = DEFAULT_GEMINI_MODELS if info.field_name == "gemini_models" else DEFAULT_GEMINI_IMAGE_SIZES
+        return {**defaults, **value} if isinstance(value, dict) else value
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import httpx
 from anyio import CapacityLimiter
 from starlette.requests import Request
 
@@ -27,6 +28,7 @@ class AppContext:
     providers: dict[ImageModel, list[ImageProvider]]
     storage: MediaStorage
     cpu: CapacityLimiter  # bounds drawing/encoding threads to the number of cores
+    http: httpx.AsyncClient  # outgoing HTTP (providers): one connection pool for the process
 
 
 def get_ctx(request: Request) -> AppContext:

@@ -26,6 +26,7 @@ from postengine.cli.common import (
 from postengine.config import SEED_EXAMPLE_KEY, Settings
 from postengine.credits.plans import Plan
 from postengine.db import Database
+from postengine.generation.providers.registry import ProviderConfigError, chain_names
 from postengine.kit.clock import utcnow
 from postengine.orgs import service as orgs
 
@@ -81,6 +82,10 @@ def serve(
     from postengine.logs import configure_logging
 
     settings = load_settings(host=host, port=port)
+    try:
+        chain_names(settings)
+    except ProviderConfigError as exc:
+        fail(str(exc))
     if demo:
         if settings.demo_key.get_secret_value() == SEED_EXAMPLE_KEY and not _is_loopback(host):
             fail(

@@ -27,6 +27,7 @@ from postengine.generation.providers import (
     ImageRequest,
     ProviderBlocked,
     ProviderError,
+    ProviderMisconfigured,
     ProviderOverloaded,
 )
 from postengine.generation.providers.offline import RENDER_MS
@@ -51,6 +52,7 @@ class _Encoded:
 
 def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encoded:
     start = time.perf_counter()
+    width, height = no_upscale(image.size, width, height)
     if image.size != (width, height):
         image = resize_to(image, width, height)
     if image.mode not in ("RGB", "RGBA"):
@@ -59,6 +61,16 @@ def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encod
     return _Encoded(
         data, width, height, hashlib.sha256(data).hexdigest(), (time.perf_counter() - start) * 1000
     )
+
+
+def no_upscale(source: tuple[int, int], width: int, height: int) -> tuple[int, int]:
+    """The output size: the model's size, or, when the provider's image is smaller (an operator chose
+    a smaller tier), the largest size of the same shape that fits in it, in multiples of 8. Images
+    are only ever scaled down (PROVIDERS.md)."""
+    scale = min(source[0] / width, source[1] / height)
+    if scale >= 1:
+        return width, height
+    return max(8, int(width * scale) // 8 * 8), max(8, int(height * scale) // 8 * 8)
 
 
 async def generate_image(
@@ -118,7 +130,15 @@ async def generate_image(
         with anyio.fail_after(ctx.settings.generation_deadline_seconds):
             with timing.measure("provider"):
                 image, provider_name = await _run_providers(
-                    ctx, ImageRequest(body.model, body.prompt, body.aspect_ratio, width, height)
+                    ctx,
+                    ImageRequest(
+                        body.model,
+                        body.prompt,
+                        body.aspect_ratio,
+                        width,
+                        height,
+                        deadline=anyio.current_time() + ctx.settings.generation_deadline_seconds,
+                    ),
                 )
             if RENDER_MS in image.info:
                 timing.add("draw", image.info[RENDER_MS])
@@ -134,6 +154,14 @@ async def generate_image(
             f"This prompt was blocked by the image provider's safety filter: {exc.reason}",
             fields=_refund_fields(spec.credits, balance),
             details={"category": exc.category},
+        ) from None
+    except ProviderMisconfigured as exc:
+        balance = await refund(f"provider misconfigured: {exc}")
+        raise ProviderUnavailable(
+            f"The model {body.model} is not available right now: its image provider is not configured "
+            "correctly on this server (the operator has been told in the logs). Your credits were refunded.",
+            fields={**_refund_fields(spec.credits, balance), "retry_after": exc.retry_after},
+            headers={"Retry-After": str(exc.retry_after)},
         ) from None
     except ProviderOverloaded as exc:
         balance = await refund(f"provider over capacity: {exc}")
@@ -209,8 +237,8 @@ async def generate_image(
         media_id=media_id,
         model=body.model,
         aspect_ratio=body.aspect_ratio,
-        width=width,
-        height=height,
+        width=encoded.width,
+        height=encoded.height,
         credits_used=spec.credits,
         credits_remaining=reservation.balance.remaining,
         status="completed",
@@ -222,17 +250,23 @@ async def generate_image(
 
 
 async def _run_providers(ctx: AppContext, request: ImageRequest) -> tuple[Image.Image, str]:
-    """Each provider of the model's chain in turn; a safety block ends the chain at once."""
-    last: ProviderError | None = None
+    """Each provider of the model's chain in turn; a safety block ends the chain at once.
+
+    When every provider fails, the client hears about the last real upstream failure; a provider
+    that is merely misconfigured (already logged for the operator) is reported only when nothing
+    else was tried."""
+    errors: list[ProviderError] = []
     for provider in ctx.providers[request.model]:
         try:
             return await provider.generate(request), provider.name
         except ProviderBlocked:
             raise
         except ProviderError as exc:
-            last = exc
-    assert last is not None
-    raise last
+            log.info("provider %s failed for %s: %s", provider.name, request.model, exc)
+            errors.append(exc)
+    assert errors, f"model {request.model} has no provider"
+    real = [exc for exc in errors if not isinstance(exc, ProviderMisconfigured)]
+    raise (real or errors)[-1]
 
 
 async def refund_generation(

@@ -44,6 +44,7 @@ log = logging.getLogger("postengine.providers")
 
 T = TypeVar("T")
 
+MAX_HINT_SECONDS = 24 * 3600.0  # a longer hint is treated as this (it only means "not now")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 
@@ -132,6 +133,8 @@ async def send(
     json: Any = None,
 ) -> httpx.Response:
     """One HTTP call to the provider's API; transport failures become `Retryable`."""
+    if json is not None:
+        headers = {"Content-Type": "application/json", **headers}
     try:
         return await client.request(
             method,
@@ -163,14 +166,16 @@ def retry_after_header(response: httpx.Response, now: Callable[[], float] = time
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)  # delta-seconds; fractions are tolerated, "inf" and "nan" are not
     except ValueError:
         pass
+    else:
+        return min(max(0.0, seconds), MAX_HINT_SECONDS) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - now())
+    return min(max(0.0, when.timestamp() - now()), MAX_HINT_SECONDS)
 
 
 def upstream_message(body: Any, limit: int = 200) -> str:
@@ -197,12 +202,14 @@ def status_error(
     provider: str,
     *,
     setting: str,
+    model_setting: str | None = None,
     hint: float | None = None,
     options: UpstreamOptions | None = None,
 ) -> Exception:
     """The usual mapping of an error status; adapters check their own block signals first.
 
-    `setting` names the credential's environment variable for the operator's log line."""
+    `setting` names the credential's environment variable for the operator's log line, and
+    `model_setting` the one that holds the upstream model id."""
     options = options or UpstreamOptions()
     try:
         detail = upstream_message(orjson.loads(response.content))
@@ -218,9 +225,10 @@ def status_error(
             f"{provider} rejected the server's credentials (HTTP {status}); the operator must check {setting}"
         )
     if status == 404:
-        log.error("%s: HTTP 404%s; check the configured upstream model id", provider, said)
+        check = model_setting or "the configured upstream model id"
+        log.error("%s: HTTP 404%s; check %s", provider, said, check)
         return ProviderMisconfigured(
-            f"{provider} does not know the configured model (HTTP 404); the operator must check its model id"
+            f"{provider} does not know the configured model (HTTP 404); the operator must check {check}"
         )
     if status == 429:
         retry_after = math.ceil(hint) if hint is not None else options.default_retry_after
@@ -259,13 +267,13 @@ def decode_image(data: bytes, provider: str, options: UpstreamOptions | None = N
 
 
 def decode_base64(data: str, provider: str) -> bytes:
+    """Standard or URL-safe base64, padded or not; anything else is ProviderFailed."""
+    text = data + "=" * (-len(data) % 4)
+    altchars = b"-_" if ("-" in text or "_" in text) else None
     try:
-        return base64.b64decode(data, validate=True)
+        return base64.b64decode(text, altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
-        try:  # some providers send URL-safe base64
-            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-        except (binascii.Error, ValueError):
-            raise ProviderFailed(f"{provider}: image data is not valid base64") from None
+        raise ProviderFailed(f"{provider}: image data is not valid base64") from None
 
 
 def decode_data_uri(uri: str, provider: str) -> bytes:

@@ -302,7 +302,7 @@ class FalProvider:
                 return ProviderBlocked("fal's content checker flagged the prompt")
             # Input validation: our request was wrong, not the user's prompt. A bug to fix.
             log.warning("%s: HTTP 422 rejecting our request: %s", self.name, upstream.upstream_message(body))
-        if False:
+        if status == 404 and submitted:
             # The model was found when we submitted: a vanished request, not a wrong model id.
             said = upstream.upstream_message(body)
             return ProviderFailed(

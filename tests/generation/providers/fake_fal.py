@@ -200,7 +200,7 @@ class FakeFal:
         assert request.url.scheme == "https"
         assert not request.url.query, "nothing belongs in the query string (keys end up in logs)"
         assert request.url.host == request.headers["host"], "API calls go to the host by name"
-        return request.headers.get("authorization") == f"Key {self.key}"
+        return bool(request.headers.get("authorization") == f"Key {self.key}")
 
     def _input(self, request: httpx.Request) -> dict[str, Any]:
         assert request.headers.get("content-type") == "application/json"
@@ -287,7 +287,7 @@ class FakeFal:
         request_id = str(uuid.uuid4())
         self.queued[request_id] = body
         base = f"https://{QUEUE_HOST}/{APP}/requests/{request_id}"
-        reply = {
+        reply: dict[str, Any] = {
             "status": "IN_QUEUE",
             "request_id": request_id,
             "response_url": base,

@@ -189,6 +189,18 @@ async def test_queue_retries_a_failed_poll(fake: FakeFal, http: httpx.AsyncClien
     assert fake.submits == 1  # the poll was retried, not the submission
 
 
+async def test_a_vanished_queued_request_is_a_failure_not_misconfiguration(
+    fake: FakeFal, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    fake.status_script = [answer(json_response(404, {"detail": "Request not found"}))]
+
+    with pytest.raises(ProviderFailed, match="gone") as caught:
+        await provider(http, clock, mode="queue").generate(image_request(clock))
+
+    assert not isinstance(caught.value, ProviderMisconfigured)
+    assert fake.polls == 1 and len(fake.cancels) == 1
+
+
 # --- safety blocks ---------------------------------------------------------------------------------
 
 

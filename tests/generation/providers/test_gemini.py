@@ -200,6 +200,7 @@ async def test_the_last_non_thought_inline_image_is_the_answer(
     image = await provider.generate(make_request(ratio=AspectRatio.PORTRAIT_4_5))
     assert image.size == fake.PRO_2K["4:5"]
     assert pixel(image) == fake.FINAL_COLOUR
+    assert len(upstream.calls) == 1  # not rescued by a retry
 
 
 async def test_of_two_final_images_the_last_one_wins(provider: GeminiProvider, upstream: FakeGemini) -> None:
@@ -214,6 +215,7 @@ async def test_of_two_final_images_the_last_one_wins(provider: GeminiProvider, u
     )
     image = await provider.generate(make_request())
     assert image.size == (2752, 1536)
+    assert len(upstream.calls) == 1
 
 
 @pytest.mark.parametrize("reason", ["SAFETY", "OTHER", "BLOCKLIST", "PROHIBITED_CONTENT", "IMAGE_SAFETY"])

@@ -31,6 +31,7 @@ from tests.generation.providers.fake_replicate import (
     answer,
     insufficient_credit,
     invalid_input,
+    not_found,
     not_json,
     raises,
     server_error,
@@ -206,6 +207,19 @@ async def test_a_get_url_off_the_api_host_is_refused(
     # The fake raises for any other host, so reaching here means the token went nowhere else.
     assert fake.polls == 0
     assert fake.cancels == list(fake.predictions)
+
+
+async def test_a_vanished_prediction_is_a_failure_not_misconfiguration(
+    fake: FakeReplicate, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    fake.statuses = ["processing", "succeeded"]
+    fake.poll_script = [answer(not_found())]
+
+    with pytest.raises(ProviderFailed, match="gone") as caught:
+        await provider(http, clock).generate(image_request(clock))
+
+    assert not isinstance(caught.value, ProviderMisconfigured)
+    assert fake.polls == 1 and fake.cancels == list(fake.predictions)
 
 
 # --- safety blocks and failed predictions ---------------------------------------------------------

@@ -1,10 +1,12 @@
 """A tiny FLUX.1 pipeline with random weights, built from configs with no hub access.
 
-It has the real FLUX layout (CLIP + T5 text encoders, a FluxTransformer2DModel, a 16-channel-free but
-8× downsampling AutoencoderKL, the flow-matching scheduler) and is saved with `save_pretrained`, so
-`LocalFluxProvider` loads it exactly as it loads the operator's 34 GB folder. The VAE keeps FLUX's
-scale factor of 8 (four blocks) so that output sizes follow the real rule (multiples of 16), and
-has no mid-block attention, which would cost gigabytes at 1024×1024 on a CPU.
+It has the real FLUX layout (CLIP and T5 text encoders and tokenizers, a FluxTransformer2DModel, an
+AutoencoderKL, the flow-matching scheduler) and is saved with `save_pretrained`, so
+`LocalFluxProvider` loads it exactly as it loads the operator's 34 GB folder (about 600 KB here).
+The VAE keeps FLUX's 8× downsampling (four blocks) so that output sizes follow the real rule
+(multiples of 16), and has no mid-block attention, which would cost gigabytes at 1024×1024 on a CPU.
+The tokenizers are written as files first (vocab.json and merges.txt, tokenizer.json) and loaded
+from them: no hub download anywhere.
 
 Call only after torch and diffusers imported: the imports are inside the function for that reason.
 """

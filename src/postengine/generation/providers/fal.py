@@ -234,7 +234,7 @@ class FalProvider:
         try:
             while True:
                 status = await upstream.with_retries(
-                    self.name, request, self.options, lambda: self._status(request, queued)
+                    self.name, request, self.options, functools.partial(self._status, request, queued)
                 )
                 if status == QueueStatus.COMPLETED:
                     return

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ DEVICE_SETTING = "PE_DIFFUSERS_DEVICE"
 OFFLOAD_SETTING = "PE_DIFFUSERS_OFFLOAD"
 INSTALL_HINT = "pip install 'postengine[local]'"
 PIPELINE_CLASS = "FluxPipeline"
-# FLUX.1 [schnell] was distilled with a 256-token T5 prompt (diffusers' FluxPipeline docs).
+# schnell takes at most 256 T5 tokens (PROVIDERS.md; diffusers' Flux pipeline docs).
 MAX_SEQUENCE_LENGTH = 256
 # The VAE downsamples 8× and the transformer packs 2×2 latent patches (PROVIDERS.md).
 SIZE_MULTIPLE = 16
@@ -54,6 +54,9 @@ class _Loaded:
     pipeline: Any
     device: str
     dtype: str
+    # A diffusers pipeline is not thread-safe (its scheduler keeps the step index): one call at a
+    # time, even when the injected limiter lets more threads in.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _Stopped(Exception):
@@ -211,13 +214,14 @@ def _load(path: Path, device_setting: str, offload: bool) -> _Loaded:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ProviderMisconfigured(f"{DEVICE_SETTING} is {device}, but torch sees no CUDA device")
     on_gpu = device != "cpu"
-    # bf16 is what FLUX was trained in; CPUs run it slowly or not at all, so float32 there.
+    # bf16 as PROVIDERS.md says; float32 on the CPU, where bf16 kernels are slow or missing.
     dtype = torch.bfloat16 if on_gpu else torch.float32
     try:
         # `dtype`, not the deprecated `torch_dtype` (diffusers 0.42); `local_files_only`: never download.
         pipeline = FluxPipeline.from_pretrained(str(path), local_files_only=True, dtype=dtype)
         if offload and on_gpu:
-            # Each model moves to the GPU only while it runs: fits a 24 GB card, a little slower.
+            # Each model moves to the GPU only while it runs: the GPU needs room for the largest one
+            # (the transformer) instead of all of them, at the cost of the copies.
             pipeline.enable_model_cpu_offload(device=device)
         else:
             pipeline.to(device)
@@ -257,17 +261,18 @@ def _infer(
     # A CPU generator draws the same starting noise whatever the device, so a seed means one image.
     generator = torch.Generator("cpu").manual_seed(seed_for(prompt))
     try:
-        result = loaded.pipeline(
-            prompt=prompt,
-            width=width,
-            height=height,
-            guidance_scale=0.0,  # schnell is guidance-distilled: PROVIDERS.md
-            num_inference_steps=steps,
-            max_sequence_length=max_sequence_length,
-            generator=generator,
-            output_type="pil",
-            callback_on_step_end=stop_if_asked,
-        )
+        with loaded.lock:
+            result = loaded.pipeline(
+                prompt=prompt,
+                width=width,
+                height=height,
+                guidance_scale=0.0,  # schnell is guidance-distilled: PROVIDERS.md
+                num_inference_steps=steps,
+                max_sequence_length=max_sequence_length,
+                generator=generator,
+                output_type="pil",
+                callback_on_step_end=stop_if_asked,
+            )
     except _Stopped:
         raise
     except torch.cuda.OutOfMemoryError:

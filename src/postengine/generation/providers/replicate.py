@@ -283,7 +283,7 @@ class ReplicateProvider:
         return upstream.status_error(response, self.name, setting=TOKEN_SETTING, options=self.options)
 
     def _on_api_host(self, url: str) -> bool:
-        return True
+        return _same_origin(url, self._base)
 
     # --- check -----------------------------------------------------------------------------------
 

@@ -554,7 +554,7 @@ async def test_another_invalid_argument_is_a_failure_not_retried(
         (GeminiConfig(api_key=None), f"{SETTING} is not set"),
         (GeminiConfig(api_key="  "), f"{SETTING} is not set"),
         (GeminiConfig(api_key="AIza\u00e9"), f"{SETTING} has characters"),
-        (GeminiConfig(api_key=KEY, base_url="http://generativelanguage.googleapis.com"), "must be https"),
+        (GeminiConfig(api_key=KEY, base_url="http://generativelanguage.googleapis.com"), "must be an https URL"),
         (GeminiConfig(api_key=KEY, base_url="https://example.com/?key=1"), "query"),
         (GeminiConfig(api_key=KEY, models={}), "no upstream model configured"),
         (GeminiConfig(api_key=KEY, models={ImageModel.NANO_BANANA_PRO: "../admin"}), "not a valid model id"),

@@ -40,7 +40,6 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-import orjson
 from PIL import Image
 
 from postengine.generation.models import AspectRatio
@@ -79,7 +78,6 @@ CHECK_TIMEOUT = 8.0  # per call; check() makes two within the registry's 20 s bu
 CANCEL_TIMEOUT = 5.0
 # Polling without a deadline (the service always sets one) still ends.
 MAX_QUEUE_SECONDS = 600.0
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class FalMode(StrEnum):
@@ -139,8 +137,8 @@ class FalProvider:
         if not _ENDPOINT_ID.fullmatch(config.model):
             return f"{MODEL_SETTING} {config.model!r} is not a fal endpoint id like 'fal-ai/flux/schnell'"
         for setting, url in (("PE_FAL_BASE_URL", config.base_url), ("PE_FAL_QUEUE_URL", config.queue_url)):
-            if not _key_safe_url(url):
-                return f"{setting} must be an https URL"
+            if (problem := upstream.base_url_problem(url)) is not None:
+                return f"{setting} {problem}"
         if not config.poll_interval > 0:
             return "the fal poll interval must be positive"
         if config.steps < 1:
@@ -295,7 +293,7 @@ class FalProvider:
 
     def _error(self, response: httpx.Response, *, submitted: bool = False) -> Exception:
         status = response.status_code
-        body = _json_or_none(response)
+        body = upstream.json_or_none(response)
         if status == 422:
             if _policy_violation(body):
                 log.info("%s: the prompt was refused by fal's content checker (HTTP 422)", self.name)
@@ -311,7 +309,7 @@ class FalProvider:
         return upstream.status_error(response, self.name, setting=KEY_SETTING, options=self.options)
 
     def _on_queue_host(self, url: str) -> bool:
-        return _same_origin(url, self._queue)
+        return upstream.same_origin(url, self._queue)
 
     # --- check -----------------------------------------------------------------------------------
 
@@ -328,7 +326,7 @@ class FalProvider:
         except httpx.HTTPError as exc:
             return CheckResult(False, f"cannot reach {_origin(url)} ({type(exc).__name__})")
         status = response.status_code
-        said = upstream.upstream_message(_json_or_none(response))
+        said = upstream.upstream_message(upstream.json_or_none(response))
         said = f": {said}" if said else ""
         if status in (401, 403):
             return CheckResult(False, f"fal rejected the key (HTTP {status}{said}); check {KEY_SETTING}")
@@ -351,7 +349,7 @@ class FalProvider:
             return None, f"model {model} not verified (catalogue unreachable: {type(exc).__name__})"
         if response.status_code == 404:
             return False, f"fal does not know the model {model!r}"
-        body = _json_or_none(response)
+        body = upstream.json_or_none(response)
         models = body.get("models") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(models, list):
             return None, f"model {model} not verified (catalogue answered HTTP {response.status_code})"
@@ -384,25 +382,6 @@ def _policy_violation(body: Any) -> bool:
     )
 
 
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _same_origin(url: str, base: str) -> bool:
-    try:
-        target, home = httpx.URL(url), httpx.URL(base)
-    except httpx.InvalidURL:
-        return False
-    return not target.userinfo and (target.scheme, target.host, target.port) == (
-        home.scheme,
-        home.host,
-        home.port,
-    )
-
-
 def _origin(url: str) -> str:
     """Scheme and host only, for messages: queue URLs are not secret, but keep messages short."""
     try:
@@ -410,14 +389,3 @@ def _origin(url: str) -> str:
     except httpx.InvalidURL:
         return "an invalid URL"
     return f"{parsed.scheme}://{parsed.host}" if parsed.host else "a URL without a host"
-
-
-def _key_safe_url(url: str) -> bool:
-    """The key travels in a header: never over plain http, except to a local proxy."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return False
-    if not parsed.host or parsed.userinfo:
-        return False
-    return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.host in _LOOPBACK_HOSTS)

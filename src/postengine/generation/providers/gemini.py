@@ -20,7 +20,6 @@ https://ai.google.dev/gemini-api/docs/troubleshooting (error codes).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import re
@@ -44,6 +43,7 @@ from postengine.generation.providers.base import (
 from postengine.generation.providers.upstream import (
     Retryable,
     UpstreamOptions,
+    base_url_problem,
     decode_base64,
     decode_image,
     json_body,
@@ -149,9 +149,9 @@ class GeminiProvider:
             return f"{SETTING} is not set"
         if not key.strip().isascii() or not key.strip().isprintable():
             return f"{SETTING} has characters that cannot travel in an HTTP header"
-        base_problem = _base_url_problem(self.config.base_url)
+        base_problem = base_url_problem(self.config.base_url)
         if base_problem is not None:
-            return f"gemini: {base_problem}"
+            return f"PE_GEMINI_BASE_URL {base_problem}"
         if not self.config.models:
             return "gemini has no upstream model configured"
         for model, model_id in self.config.models.items():
@@ -381,29 +381,3 @@ def _bare_id(model_id: str) -> str:
     """`models/gemini-…` (as ListModels spells it) and `gemini-…` name the same model."""
     model_id = model_id.strip()
     return model_id.removeprefix("models/")
-
-
-def _base_url_problem(base_url: str) -> str | None:
-    """The key travels in a header: only https, except to a loopback proxy (tests, sidecars)."""
-    try:
-        url = httpx.URL(base_url)
-    except httpx.InvalidURL:
-        return "the base URL is not a valid URL"
-    if not url.host:
-        return "the base URL has no host"
-    if url.query or url.fragment:
-        return "the base URL must not have a query or a fragment"
-    if url.scheme == "https":
-        return None
-    if url.scheme == "http" and _is_loopback(url.host):
-        return None
-    return "the base URL must be https (the API key would travel in clear text)"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

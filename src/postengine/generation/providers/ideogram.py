@@ -70,7 +70,6 @@ RESOLUTIONS: dict[AspectRatio, str] = {
 }
 
 CHECK_TIMEOUT = 15.0
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +108,8 @@ class IdeogramProvider:
                 f"Ideogram magic_prompt_option {self.config.magic_prompt_option!r} is not one of "
                 f"{', '.join(sorted(MAGIC_PROMPT_OPTIONS))}"
             )
-        try:
-            base = httpx.URL(self.config.base_url)
-        except httpx.InvalidURL:
-            return f"{BASE_URL_SETTING} is not a valid URL"
-        # The key travels in a header: never over plain http, except to a local proxy.
-        if not base.host or not (
-            base.scheme == "https" or (base.scheme == "http" and base.host in _LOOPBACK_HOSTS)
-        ):
-            return f"{BASE_URL_SETTING} must be an https URL"
+        if (problem := upstream.base_url_problem(self.config.base_url)) is not None:
+            return f"{BASE_URL_SETTING} {problem}"
         return None
 
     def _headers(self) -> dict[str, str]:
@@ -144,7 +136,7 @@ class IdeogramProvider:
         except httpx.HTTPError as exc:
             return CheckResult(False, f"cannot reach {netguard.redact(self._url)} ({type(exc).__name__})")
         status = response.status_code
-        body = _json_or_none(response)
+        body = upstream.json_or_none(response)
         if status in (401, 403):
             return CheckResult(False, f"Ideogram rejected the key (HTTP {status}); check {API_KEY_SETTING}")
         if status in (400, 422):
@@ -218,7 +210,7 @@ class IdeogramProvider:
 
     def _error(self, response: httpx.Response) -> Exception:
         status = response.status_code
-        body = _json_or_none(response)
+        body = upstream.json_or_none(response)
         if status in (400, 422) and _names_model(body):
             log.error(
                 "%s: HTTP %d rejecting the model (%s); check %s",
@@ -241,13 +233,6 @@ class IdeogramProvider:
                 "%s: HTTP %d rejecting our request: %s", self.name, status, upstream.upstream_message(body)
             )
         return upstream.status_error(response, self.name, setting=API_KEY_SETTING, options=self.options)
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _is_validation_error(body: Any) -> bool:

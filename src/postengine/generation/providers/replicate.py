@@ -38,7 +38,6 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-import orjson
 from PIL import Image
 
 from postengine.generation.models import AspectRatio
@@ -69,7 +68,6 @@ CHECK_TIMEOUT = 8.0  # per call; check() makes two within the registry's 20 s bu
 CANCEL_TIMEOUT = 5.0
 # Polling without a deadline (the service always sets one) still ends.
 MAX_POLL_SECONDS = 600.0
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class PredictionStatus(StrEnum):
@@ -116,8 +114,8 @@ class ReplicateProvider:
             return f"{TOKEN_SETTING} contains whitespace or characters that cannot go in a header"
         if not _MODEL_ID.fullmatch(config.model):
             return f"{MODEL_SETTING} {config.model!r} is not a Replicate model name like 'owner/name'"
-        if not _key_safe_url(config.base_url):
-            return f"{BASE_URL_SETTING} must be an https URL"
+        if (problem := upstream.base_url_problem(config.base_url)) is not None:
+            return f"{BASE_URL_SETTING} {problem}"
         if not 0 <= config.wait_seconds <= MAX_WAIT_SECONDS:
             return f"the Replicate wait must be between 0 and {MAX_WAIT_SECONDS} seconds"
         if not config.poll_interval > 0:
@@ -262,7 +260,7 @@ class ReplicateProvider:
 
     def _error(self, response: httpx.Response, *, created: bool = False) -> Exception:
         status = response.status_code
-        body = _json_or_none(response)
+        body = upstream.json_or_none(response)
         said = upstream.upstream_message(body)
         if status == 402:
             log.error("%s: the account is out of credit (HTTP 402: %s); top it up", self.name, said)
@@ -283,7 +281,7 @@ class ReplicateProvider:
         return upstream.status_error(response, self.name, setting=TOKEN_SETTING, options=self.options)
 
     def _on_api_host(self, url: str) -> bool:
-        return _same_origin(url, self._base)
+        return upstream.same_origin(url, self._base)
 
     # --- check -----------------------------------------------------------------------------------
 
@@ -310,7 +308,7 @@ class ReplicateProvider:
             )
         if model.status_code != 200:
             return CheckResult(False, _unexpected(model, "/v1/models"))
-        username = _json_or_none(account)
+        username = upstream.json_or_none(account)
         who = username.get("username") if isinstance(username, dict) else None
         return CheckResult(
             True, f"token accepted{f' (account {who})' if who else ''}; model {self.config.model} exists"
@@ -345,35 +343,5 @@ def _output_url(prediction: dict[str, Any]) -> str:
 
 
 def _unexpected(response: httpx.Response, path: str) -> str:
-    said = upstream.upstream_message(_json_or_none(response))
+    said = upstream.upstream_message(upstream.json_or_none(response))
     return f"unexpected HTTP {response.status_code} from Replicate {path}" + (f": {said}" if said else "")
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _same_origin(url: str, base: str) -> bool:
-    try:
-        target, home = httpx.URL(url), httpx.URL(base)
-    except httpx.InvalidURL:
-        return False
-    return not target.userinfo and (target.scheme, target.host, target.port) == (
-        home.scheme,
-        home.host,
-        home.port,
-    )
-
-
-def _key_safe_url(url: str) -> bool:
-    """The token travels in a header: never over plain http, except to a local proxy."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return False
-    if not parsed.host or parsed.userinfo:
-        return False
-    return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.host in _LOOPBACK_HOSTS)

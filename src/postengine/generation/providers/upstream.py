@@ -18,6 +18,7 @@ import base64
 import binascii
 import email.utils
 import io
+import ipaddress
 import logging
 import math
 import random
@@ -157,6 +158,53 @@ def json_body(response: httpx.Response, provider: str) -> Any:
         raise ProviderFailed(
             f"{provider}: HTTP {response.status_code} with a body that is not JSON"
         ) from None
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The parsed body, or None when it is not JSON (error pages from proxies are HTML)."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """Why a provider's base URL is unsafe, or None. The key travels in a header: https only, except
+    to a loopback proxy (tests, sidecars); no credentials, query or fragment in the URL."""
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return "is not a valid URL"
+    if not url.host:
+        return "has no host"
+    if url.userinfo or url.query or url.fragment:
+        return "must not carry credentials, a query or a fragment"
+    if url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host)):
+        return None
+    return "must be an https URL (the API key would travel in clear text)"
+
+
+def same_origin(url: str, base: str) -> bool:
+    """Whether `url` (from an upstream's answer) is on the same scheme, host and port as `base`: the
+    only URLs a provider's key may be sent to (queue status and result URLs)."""
+    try:
+        target, home = httpx.URL(url), httpx.URL(base)
+    except httpx.InvalidURL:
+        return False
+    return not target.userinfo and (target.scheme, target.host, target.port) == (
+        home.scheme,
+        home.host,
+        home.port,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def retry_after_header(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:

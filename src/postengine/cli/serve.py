@@ -2,7 +2,6 @@
 
 import fcntl
 import gc
-import ipaddress
 import os
 import sys
 from collections.abc import Iterator
@@ -28,16 +27,8 @@ from postengine.credits.plans import Plan
 from postengine.db import Database
 from postengine.generation.providers.registry import ProviderConfigError, chain_names
 from postengine.kit.clock import utcnow
+from postengine.kit.netguard import is_loopback_host
 from postengine.orgs import service as orgs
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def ensure_demo(settings: Settings, db: Database) -> tuple[str, str]:
@@ -87,13 +78,13 @@ def serve(
     except ProviderConfigError as exc:
         fail(str(exc))
     if demo:
-        if settings.demo_key.get_secret_value() == SEED_EXAMPLE_KEY and not _is_loopback(host):
+        if settings.demo_key.get_secret_value() == SEED_EXAMPLE_KEY and not is_loopback_host(host):
             fail(
                 "the demo key is the public example key from the docs; "
                 f"set PE_DEMO_KEY to a secret pe_live_ key before serving the demo on {host}."
             )
         org_id, secret = run_job(ensure_demo)
-        base = f"http://{'localhost' if _is_loopback(host) else host}:{port}"
+        base = f"http://{'localhost' if is_loopback_host(host) else host}:{port}"
         console.print(f"[bold]postengine[/bold] on {base}   docs: {base}/docs")
         console.print(f"demo organization {org_id} (growth plan, 500 AI credits a month)")
         console.print(f"demo API key: [bold]{secret}[/bold]", highlight=False)

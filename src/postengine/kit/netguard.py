@@ -78,6 +78,16 @@ def is_public_address(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback IP literal (no DNS lookup)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def redact(url: httpx.URL | str) -> str:
     """The URL without its query string and fragment (signed result URLs carry tokens there)."""
     url = httpx.URL(str(url))

@@ -18,7 +18,6 @@ import base64
 import binascii
 import email.utils
 import io
-import ipaddress
 import logging
 import math
 import random
@@ -179,7 +178,7 @@ def base_url_problem(base_url: str) -> str | None:
         return "has no host"
     if url.userinfo or url.query or url.fragment:
         return "must not carry credentials, a query or a fragment"
-    if url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host)):
+    if url.scheme == "https" or (url.scheme == "http" and netguard.is_loopback_host(url.host)):
         return None
     return "must be an https URL (the API key would travel in clear text)"
 
@@ -196,15 +195,6 @@ def same_origin(url: str, base: str) -> bool:
         home.host,
         home.port,
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def retry_after_header(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:

@@ -189,3 +189,4 @@ def test_serve_generates_through_gemini_over_real_http(fake_gemini: str, tmp_pat
     messages = [line.get("event", "") for line in lines]
     assert any("nano-banana-pro is served by gemini" in m for m in messages)
     assert any("provider gemini:" in m for m in messages)  # the start-up check ran and was logged
+    assert not [line for line in lines if line.get("logger") in ("httpx", "httpcore")]  # URLs carry tokens

@@ -74,3 +74,7 @@ def configure_logging(*, json: bool = True, level: str = "info") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests, with ids
+    # httpx logs every outgoing request line at INFO, query string included: provider result URLs
+    # carry signatures there. Our adapters log what matters, redacted.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

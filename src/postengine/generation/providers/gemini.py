@@ -45,7 +45,7 @@ from postengine.generation.providers.upstream import (
     UpstreamOptions,
     base_url_problem,
     decode_base64,
-    decode_image,
+    decode_image_async,
     json_body,
     send,
     status_error,
@@ -214,7 +214,7 @@ class GeminiProvider:
             if response.status_code != 200:
                 raise self._status_error(response, request.model, model_id)
             try:
-                return self._image(json_body(response, self.name))
+                data = self._image_bytes(json_body(response, self.name))
             except _NoImage as exc:
                 # PROVIDERS.md allows one retry for an answer without an image: asking a third time
                 # rarely helps and every answer is billed.
@@ -223,6 +223,7 @@ class GeminiProvider:
                 if no_image_answers > 1:
                     raise failed from None
                 raise Retryable(failed) from None
+            return await decode_image_async(data, self.name, self.options)
 
         image = await with_retries(self.name, request, self.options, attempt)
         if image.width < request.width or image.height < request.height:
@@ -261,7 +262,7 @@ class GeminiProvider:
 
     # ------------------------------------------------------------------------------------ response
 
-    def _image(self, payload: Any) -> Image.Image:
+    def _image_bytes(self, payload: Any) -> bytes:
         if not isinstance(payload, dict):
             raise ProviderFailed("gemini: HTTP 200 with a body that is not a JSON object")
         feedback = payload.get("promptFeedback")
@@ -275,7 +276,7 @@ class GeminiProvider:
         candidate = candidates[0]
         data = _last_image_data(candidate)
         if data is not None:
-            return decode_image(decode_base64(data, self.name), self.name, self.options)
+            return decode_base64(data, self.name)
         finish = str(candidate.get("finishReason") or "none")
         if finish in BLOCK_FINISH_REASONS:
             log.info("gemini blocked the image (finishReason %s)", finish)

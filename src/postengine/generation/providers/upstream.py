@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 import httpx
 import orjson
 from PIL import Image
@@ -304,6 +305,14 @@ def decode_image(data: bytes, provider: str, options: UpstreamOptions | None = N
     return image
 
 
+async def decode_image_async(
+    data: bytes, provider: str, options: UpstreamOptions | None = None
+) -> Image.Image:
+    """`decode_image` in a worker thread: decoding a 2K PNG takes tens of milliseconds, which must
+    not stall the event loop (DESIGN.md §2)."""
+    return await anyio.to_thread.run_sync(decode_image, data, provider, options)
+
+
 def decode_base64(data: str, provider: str) -> bytes:
     """Standard or URL-safe base64, padded or not; anything else is ProviderFailed."""
     text = data + "=" * (-len(data) % 4)
@@ -335,7 +344,7 @@ async def download_image(
     A `data:` URI is decoded in place. Network failures and 5xx are retryable; a refused URL or an
     oversized result is not (the provider would send the same again)."""
     if url.startswith("data:"):
-        return decode_image(decode_data_uri(url, provider), provider, options)
+        return await decode_image_async(decode_data_uri(url, provider), provider, options)
     timeout = max(0.1, min(request.remaining(options.now()), 120.0))
     try:
         fetched = await netguard.fetch(
@@ -355,4 +364,4 @@ async def download_image(
         if exc.status is None or exc.status in RETRY_STATUSES:
             raise Retryable(ProviderFailed(f"{provider}: downloading the result failed ({exc})")) from None
         raise ProviderFailed(f"{provider}: downloading the result failed ({exc})") from None
-    return decode_image(fetched.data, provider, options)
+    return await decode_image_async(fetched.data, provider, options)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from postengine import __version__, migrate
+from postengine.accounts.endpoints import router as accounts_router
 from postengine.auth.authenticator import Authenticator
 from postengine.auth.endpoints import router as auth_router
 from postengine.config import Settings
@@ -33,9 +34,12 @@ from postengine.generation.providers.registry import build_providers, log_checks
 from postengine.kit.clock import Clock, SystemClock
 from postengine.kit.epoch import Epoch
 from postengine.media.cdn import router as cdn_router
+from postengine.media.endpoints import router as media_router
+from postengine.media.endpoints import uploads_router
 from postengine.media.storage import LocalStorage, MediaStorage
 from postengine.middleware import RequestContextMiddleware
 from postengine.orgs.snapshot import OrgCache
+from postengine.posts.endpoints import router as posts_router
 from postengine.ratelimit.store import MemoryRateLimitStore, RateLimitStore
 
 log = logging.getLogger("postengine.app")
@@ -117,6 +121,10 @@ def create_app(
     )
     app.include_router(auth_router, prefix="/api/v1")
     app.include_router(generation_router, prefix="/api/v1")
+    app.include_router(media_router, prefix="/api/v1")
+    app.include_router(accounts_router, prefix="/api/v1")
+    app.include_router(posts_router, prefix="/api/v1")
+    app.include_router(uploads_router)
     app.include_router(cdn_router)
     _install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

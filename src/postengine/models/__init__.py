@@ -7,5 +7,22 @@ from postengine.models.credit_ledger import CreditLedgerEntry
 from postengine.models.generation import Generation
 from postengine.models.media import Media
 from postengine.models.organization import Organization
+from postengine.models.post import Post, PostMedia
+from postengine.models.post_destination import PostDestination
+from postengine.models.sandbox_outbox import SandboxOutboxEntry
+from postengine.models.social_account import SocialAccount
 
-__all__ = ["ApiKey", "Base", "CreditAccount", "CreditLedgerEntry", "Generation", "Media", "Organization"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "CreditAccount",
+    "CreditLedgerEntry",
+    "Generation",
+    "Media",
+    "Organization",
+    "Post",
+    "PostDestination",
+    "PostMedia",
+    "SandboxOutboxEntry",
+    "SocialAccount",
+]

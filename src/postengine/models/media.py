@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from postengine.models.base import Base, UTCDateTime
@@ -8,6 +8,8 @@ from postengine.models.base import Base, UTCDateTime
 
 class Media(Base):
     __tablename__ = "media"
+    """A media item. `status`: `uploading` (upload started, bytes not verified) → `ready` | `failed`."""
+
     __table_args__ = (Index("ix_media_org_id_created_at", "org_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(28), primary_key=True)
@@ -25,4 +27,8 @@ class Media(Base):
     ai_model: Mapped[str | None] = mapped_column(String(40), default=None)
     ai_prompt: Mapped[str | None] = mapped_column(Text, default=None)
     ai_aspect_ratio: Mapped[str | None] = mapped_column(String(8), default=None)
+    thumbnail_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    duration: Mapped[float | None] = mapped_column(Float, default=None)  # seconds, for videos
+    # An upload in progress: the signed URL stops working at this time.
+    upload_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

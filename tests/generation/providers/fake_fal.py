@@ -6,15 +6,11 @@ not catch, so a wrong request fails the test where it happened. A wrong key gets
 Answers follow fal's shapes: `{"images": [{url, width, height, content_type}], "seed", "timings",
 "has_nsfw_concepts", "prompt"}`, FastAPI-style `{"detail": ...}` errors, and queue URLs that drop the
 `/schnell` sub-path (`https://queue.fal.run/fal-ai/flux/requests/<id>/status`).
-
-Requests are routed by the `Host` header: `download_image` connects to the address the resolver gave
-(the URL's host is the IP) and keeps the original host name in `Host`.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +18,13 @@ from typing import Any
 
 import httpx
 import orjson
-from PIL import Image
+
+from tests.generation.providers import fakes
 
 RUN_HOST = "fal.run"
 QUEUE_HOST = "queue.fal.run"
 CDN_HOST = "v3.fal.media"
 CATALOGUE_HOST = "api.fal.ai"
-CDN_IP = "93.184.216.34"  # example.com's public address: passes the SSRF check, never dialled
 MODEL = "fal-ai/flux/schnell"
 APP = "fal-ai/flux"  # what queue URLs keep of the endpoint id
 FAL_KEY = "7d9a2c4e-51b3-4f60-8e2d-0c1b3a5f7e92:5c8e1f0a9b7d6e4c3a2f1e0d9c8b7a6f"
@@ -45,27 +41,15 @@ SIZE_FOR_RATIO = {
 }
 
 
-def png(width: int, height: int, colour: tuple[int, int, int] = (30, 120, 200)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(
-        status, content=orjson.dumps(body), headers={"content-type": "application/json", **(headers or {})}
-    )
-
-
 # --- fal's error answers, as it sends them -------------------------------------------------------
 
 
 def unauthorized() -> httpx.Response:
-    return json_response(401, {"detail": "No user found for Key ID and Secret"})
+    return fakes.json_response(401, {"detail": "No user found for Key ID and Secret"})
 
 
 def account_locked() -> httpx.Response:
-    return json_response(
+    return fakes.json_response(
         403,
         {
             "detail": "User is locked. Reason: Exhausted balance. "
@@ -75,11 +59,11 @@ def account_locked() -> httpx.Response:
 
 
 def app_not_found(path: str) -> httpx.Response:
-    return json_response(404, {"detail": f"Application '{path.strip('/')}' not found"})
+    return fakes.json_response(404, {"detail": f"Application '{path.strip('/')}' not found"})
 
 
 def content_policy_violation() -> httpx.Response:
-    return json_response(
+    return fakes.json_response(
         422,
         {
             "detail": [
@@ -96,7 +80,7 @@ def content_policy_violation() -> httpx.Response:
 
 
 def validation_error() -> httpx.Response:
-    return json_response(
+    return fakes.json_response(
         422,
         {
             "detail": [
@@ -111,46 +95,29 @@ def validation_error() -> httpx.Response:
     )
 
 
-def rate_limited(retry_after: str | None = None) -> httpx.Response:
-    headers = {"retry-after": retry_after} if retry_after is not None else {}
-    return json_response(429, {"detail": "Too many requests, please slow down."}, headers)
+def rate_limited(after: str | None = None) -> httpx.Response:
+    return fakes.json_response(
+        429, {"detail": "Too many requests, please slow down."}, fakes.retry_after(after)
+    )
 
 
 def server_error(status: int = 500) -> httpx.Response:
-    if status == 502:  # the load balancer's page, not JSON
-        return httpx.Response(502, content=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+    if status == 502:
+        return fakes.bad_gateway()
     if status == 503:
-        return json_response(503, {"detail": "Service temporarily unavailable, no runners available."})
-    return json_response(status, {"detail": "Internal Server Error"})
+        return fakes.json_response(503, {"detail": "Service temporarily unavailable, no runners available."})
+    return fakes.json_response(status, {"detail": "Internal Server Error"})
 
 
 def not_json() -> httpx.Response:
-    return httpx.Response(
-        200, content=b"<!doctype html><title>fal</title>", headers={"content-type": "text/html"}
-    )
+    return fakes.html_response(200, "fal")
 
 
 Responder = Callable[["FakeFal", httpx.Request], httpx.Response]
 
 
-def answer(response: httpx.Response | Callable[[], httpx.Response]) -> Responder:
-    def step(*_: Any) -> httpx.Response:
-        return response() if callable(response) else response
-
-    return step
-
-
-def raises(exc: Exception) -> Responder:
-    """A scripted step that fails at the transport (`httpx.ReadTimeout`, `httpx.ConnectError`)."""
-
-    def step(*_: Any) -> httpx.Response:
-        raise exc
-
-    return step
-
-
 @dataclass
-class FakeFal:
+class FakeFal(fakes.RoutedByHost):
     key: str = FAL_KEY
     # How a result carries its image: an inline `data:` URI (sync_mode) or a CDN URL.
     delivery: str = "data"
@@ -178,21 +145,16 @@ class FakeFal:
     files: dict[str, bytes] = field(default_factory=dict)
     queued: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+    def routes(self) -> dict[str, Callable[[httpx.Request], httpx.Response]]:
+        return {
+            RUN_HOST: self._run,
+            QUEUE_HOST: self._queue,
+            CDN_HOST: self._cdn,
+            CATALOGUE_HOST: self._catalogue,
+        }
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def record(self, request: httpx.Request) -> None:
         self.all_requests.append(request)
-        host = request.headers.get("host")
-        if host == RUN_HOST:
-            return self._run(request)
-        if host == QUEUE_HOST:
-            return self._queue(request)
-        if host == CDN_HOST:
-            return self._cdn(request)
-        if host == CATALOGUE_HOST:
-            return self._catalogue(request)
-        raise AssertionError(f"request to an unexpected host {host!r}: {request.method} {request.url}")
 
     # --- the API -------------------------------------------------------------------------------------
 
@@ -232,12 +194,12 @@ class FakeFal:
         self.run_calls += 1
         if self.run_script:
             return self.run_script.pop(0)(self, request)
-        return json_response(200, self.output(body))
+        return fakes.json_response(200, self.output(body))
 
     def output(self, body: dict[str, Any]) -> dict[str, Any]:
         """What fal answers for a well-formed input from a valid key."""
         width, height = body["image_size"]["width"], body["image_size"]["height"]
-        data = self.image_bytes if self.image_bytes is not None else png(width, height)
+        data = self.image_bytes if self.image_bytes is not None else fakes.png(width, height)
         if self.delivery == "data":
             url = "data:image/png;base64," + base64.b64encode(data).decode()
         else:
@@ -267,17 +229,17 @@ class FakeFal:
         request_id, _, action = path[len(prefix) :].partition("/")
         if request.method == "PUT" and action == "cancel":
             self.cancels.append(request_id)
-            return json_response(202, {"status": "CANCELLATION_REQUESTED"})
+            return fakes.json_response(202, {"status": "CANCELLATION_REQUESTED"})
         assert request.method == "GET", request.method
         if request_id not in self.queued:
-            return json_response(404, {"detail": "Request not found"})
+            return fakes.json_response(404, {"detail": "Request not found"})
         if action == "status":
             return self._status(request, request_id)
         assert action == "", path
         self.run_calls += 1
         if self.run_script:
             return self.run_script.pop(0)(self, request)
-        return json_response(200, self.output(self.queued[request_id]))
+        return fakes.json_response(200, self.output(self.queued[request_id]))
 
     def _submit(self, request: httpx.Request) -> httpx.Response:
         body = self._input(request)
@@ -298,7 +260,7 @@ class FakeFal:
             "queue_position": 0,
         }
         reply.update(self.submit_overrides)
-        return json_response(200, reply)
+        return fakes.json_response(200, reply)
 
     def _status(self, request: httpx.Request, request_id: str) -> httpx.Response:
         self.polls += 1
@@ -312,14 +274,12 @@ class FakeFal:
         else:
             body["logs"] = None
             body["metrics"] = {"inference_time": 0.41} if status == "COMPLETED" else {}
-        return json_response(200 if status == "COMPLETED" else 202, body)
+        return fakes.json_response(200 if status == "COMPLETED" else 202, body)
 
     # --- the CDN and the catalogue -------------------------------------------------------------------
 
     def _cdn(self, request: httpx.Request) -> httpx.Response:
-        assert request.method == "GET"
-        assert request.url.host == CDN_IP, "download_image connects to the address it checked"
-        assert "authorization" not in request.headers, "the key must never go to the CDN"
+        fakes.check_cdn_request(request, "authorization", "the key must never go to the CDN")
         self.cdn_requests.append(request)
         if self.cdn_script:
             return self.cdn_script.pop(0)(self, request)
@@ -347,4 +307,4 @@ class FakeFal:
             for endpoint in wanted
             if endpoint in self.catalogue
         ]
-        return json_response(200, {"models": found, "next_cursor": None, "has_more": False})
+        return fakes.json_response(200, {"models": found, "next_cursor": None, "has_more": False})

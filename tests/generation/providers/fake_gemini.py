@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ from typing import Any
 
 import httpx
 import orjson
-from PIL import Image
+
+from tests.generation.providers import fakes
 
 HOST = "generativelanguage.googleapis.com"
 BASE_URL = f"https://{HOST}"
@@ -73,9 +73,7 @@ def expected_size(model_id: str, ratio: str, image_size: str | None) -> tuple[in
 
 @functools.lru_cache(maxsize=64)
 def png(width: int, height: int, colour: tuple[int, int, int] = FINAL_COLOUR) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, "PNG")
-    return buffer.getvalue()
+    return fakes.png(width, height, colour)
 
 
 def b64png(width: int, height: int, colour: tuple[int, int, int] = FINAL_COLOUR) -> str:
@@ -191,11 +189,7 @@ def _checked_body(request: httpx.Request) -> Any:
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(
-        status,
-        content=orjson.dumps(body),
-        headers={"content-type": "application/json; charset=UTF-8", **(headers or {})},
-    )
+    return fakes.json_response(status, body, headers, content_type="application/json; charset=UTF-8")
 
 
 _USAGE = {

@@ -5,14 +5,10 @@ ratio) by raising `AssertionError` from the transport, which the adapter does no
 request fails the test where it happened. Responses follow the shapes Ideogram documents; the
 result images are PNGs at the size Ideogram returns for the resolution, served from an https CDN
 host (`ideogram.ai/api/images/ephemeral/...?exp=...&signature=...`) like the real signed URLs.
-
-Requests are routed by the `Host` header: `download_image` connects to the address the resolver gave
-(the URL's host is the IP) and keeps the original host name in `Host`.
 """
 
 from __future__ import annotations
 
-import io
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +16,11 @@ from typing import Any
 
 import httpx
 import orjson
-from PIL import Image
+
+from tests.generation.providers import fakes
 
 API_HOST = "api.ideogram.ai"
 CDN_HOST = "ideogram.ai"
-CDN_IP = "93.184.216.34"  # example.com's public address: passes the SSRF check, never dialled
 API_KEY = "ik_live_9f3c2e7a41b04d6c8e5f1a2b3c4d5e6f"
 
 # PROVIDERS.md: our ratio → the resolution enum → the pixel size Ideogram returns.
@@ -37,6 +33,7 @@ RESOLUTION_FOR_RATIO = {
     "4:5": "RESOLUTION_896_1120",
     "5:4": "RESOLUTION_1120_896",
 }
+IMAGE_COLOUR = (200, 90, 40)
 
 
 def size_of(resolution: str) -> tuple[int, int]:
@@ -44,39 +41,25 @@ def size_of(resolution: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def png(width: int, height: int, colour: tuple[int, int, int] = (200, 90, 40)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(
-        status,
-        content=orjson.dumps(body),
-        headers={"content-type": "application/json", **(headers or {})},
-    )
-
-
 # Error answers as Ideogram sends them (its errors are `{"error": "..."}` or FastAPI `{"detail": ...}`).
 def unauthorized() -> httpx.Response:
-    return json_response(401, {"detail": "Invalid API key"})
+    return fakes.json_response(401, {"detail": "Invalid API key"})
 
 
 def forbidden() -> httpx.Response:
-    return json_response(403, {"detail": "Not authorized to generate an image."})
+    return fakes.json_response(403, {"detail": "Not authorized to generate an image."})
 
 
 def safety_refused() -> httpx.Response:
-    return json_response(422, {"error": "Prompt or provided image failed the safety checks"})
+    return fakes.json_response(422, {"error": "Prompt or provided image failed the safety checks"})
 
 
 def bad_input(message: str = "Invalid input provided.") -> httpx.Response:
-    return json_response(400, {"detail": message})
+    return fakes.json_response(400, {"detail": message})
 
 
 def unknown_model(value: str) -> httpx.Response:
-    return json_response(
+    return fakes.json_response(
         422,
         {
             "detail": [
@@ -91,45 +74,28 @@ def unknown_model(value: str) -> httpx.Response:
     )
 
 
-def too_many_requests(retry_after: str | None = None) -> httpx.Response:
-    headers = {"retry-after": retry_after} if retry_after is not None else {}
-    return json_response(429, {"detail": "Too many requests in flight. Please try again later."}, headers)
+def too_many_requests(after: str | None = None) -> httpx.Response:
+    return fakes.json_response(
+        429, {"detail": "Too many requests in flight. Please try again later."}, fakes.retry_after(after)
+    )
 
 
 def server_error(status: int = 500) -> httpx.Response:
-    if status == 502:  # the load balancer's page, not JSON
-        return httpx.Response(502, content=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
-    return json_response(status, {"detail": "Internal server error"})
+    if status == 502:
+        return fakes.bad_gateway()
+    return fakes.json_response(status, {"detail": "Internal server error"})
 
 
 def not_json() -> httpx.Response:
-    return httpx.Response(
-        200, content=b"<!doctype html><title>Ideogram</title>", headers={"content-type": "text/html"}
-    )
+    return fakes.html_response(200, "Ideogram")
 
 
 Responder = Callable[["FakeIdeogram", httpx.Request, dict[str, Any]], httpx.Response]
 CdnResponder = Callable[["FakeIdeogram", httpx.Request], httpx.Response]
 
 
-def raises(exc: Exception) -> Any:
-    """A scripted step that fails at the transport (`httpx.ReadTimeout`, `httpx.ConnectError`)."""
-
-    def step(*_: Any) -> httpx.Response:
-        raise exc
-
-    return step
-
-
-def answer(response: httpx.Response | Callable[[], httpx.Response]) -> Any:
-    def step(*_: Any) -> httpx.Response:
-        return response() if callable(response) else response
-
-    return step
-
-
 @dataclass
-class FakeIdeogram:
+class FakeIdeogram(fakes.RoutedByHost):
     api_key: str = API_KEY
     cdn_scheme: str = "https"
     # Scripted answers, used in order; when a script runs out the fake behaves normally.
@@ -143,16 +109,8 @@ class FakeIdeogram:
     images: dict[str, bytes] = field(default_factory=dict)
     generated: int = 0  # images Ideogram would have charged for
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        host = request.headers.get("host")
-        if host == API_HOST:
-            return self._api(request)
-        if host == CDN_HOST:
-            return self._cdn(request)
-        raise AssertionError(f"request to an unexpected host {host!r}: {request.method} {request.url}")
+    def routes(self) -> dict[str, Callable[[httpx.Request], httpx.Response]]:
+        return {API_HOST: self._api, CDN_HOST: self._cdn}
 
     # --- the API -------------------------------------------------------------------------------------
 
@@ -176,7 +134,7 @@ class FakeIdeogram:
         assert set(body) == {"image_request"}, body
         image_request = body["image_request"]
         if "prompt" not in image_request:  # the shape check() sends on purpose
-            return json_response(
+            return fakes.json_response(
                 422,
                 {
                     "detail": [
@@ -202,7 +160,7 @@ class FakeIdeogram:
         width, height = size_of(resolution)
         self.generated += 1
         token = secrets.token_urlsafe(16)
-        self.images[token] = png(width, height)
+        self.images[token] = fakes.png(width, height, IMAGE_COLOUR)
         item: dict[str, Any] = {
             "prompt": image_request["prompt"],
             "resolution": f"{width}x{height}",
@@ -214,7 +172,7 @@ class FakeIdeogram:
         item.update(self.item_overrides)
         if self.drop_url:
             del item["url"]
-        return json_response(200, {"created": "2025-01-14T09:31:07.412733+00:00", "data": [item]})
+        return fakes.json_response(200, {"created": "2025-01-14T09:31:07.412733+00:00", "data": [item]})
 
     def url_for(self, token: str) -> str:
         return (
@@ -229,9 +187,7 @@ class FakeIdeogram:
     # --- the CDN -------------------------------------------------------------------------------------
 
     def _cdn(self, request: httpx.Request) -> httpx.Response:
-        assert request.method == "GET"
-        assert request.url.host == CDN_IP, "download_image connects to the address it checked"
-        assert "api-key" not in request.headers, "the key must never go to the CDN"
+        fakes.check_cdn_request(request, "api-key", "the key must never go to the CDN")
         self.cdn_requests.append(request)
         if self.cdn_script:
             return self.cdn_script.pop(0)(self, request)

@@ -6,9 +6,6 @@ does not catch, so a wrong request fails the test where it happened. A wrong tok
 own 401. Predictions and errors follow Replicate's HTTP API: a prediction object with `id`, `status`,
 `output` (a list of `https://replicate.delivery/...` URLs), `error`, `urls.get`/`urls.cancel`, and
 RFC 7807 problem documents (`title`, `detail`, `status`) for errors.
-
-Requests are routed by the `Host` header: `download_image` connects to the address the resolver gave
-(the URL's host is the IP) and keeps the original host name in `Host`.
 """
 
 from __future__ import annotations
@@ -23,9 +20,10 @@ import httpx
 import orjson
 from PIL import Image
 
+from tests.generation.providers import fakes
+
 API_HOST = "api.replicate.com"
 CDN_HOST = "replicate.delivery"
-CDN_IP = "93.184.216.34"  # example.com's public address: passes the SSRF check, never dialled
 MODEL = "black-forest-labs/flux-schnell"
 TOKEN = "r8_Tq4vZ9kP2mV7bN1cL5hJ3gF8dS6aW0eRxY2u"
 
@@ -48,19 +46,10 @@ def webp(width: int, height: int, colour: tuple[int, int, int] = (220, 80, 60)) 
     return buffer.getvalue()
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(
-        status, content=orjson.dumps(body), headers={"content-type": "application/json", **(headers or {})}
-    )
-
-
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> httpx.Response:
     """An RFC 7807 problem document, the way Replicate sends its errors."""
-    return httpx.Response(
-        status,
-        content=orjson.dumps({"title": title, "detail": detail, "status": status}),
-        headers={"content-type": "application/problem+json", **(headers or {})},
-    )
+    body = {"title": title, "detail": detail, "status": status}
+    return fakes.json_response(status, body, headers, content_type="application/problem+json")
 
 
 # --- Replicate's error answers -------------------------------------------------------------------
@@ -84,71 +73,50 @@ def insufficient_credit() -> httpx.Response:
 
 
 def invalid_input() -> httpx.Response:
-    return httpx.Response(
+    return fakes.json_response(
         422,
-        content=orjson.dumps(
-            {
-                "type": "https://replicate.com/docs/reference/http#input-validation",
-                "title": "Input validation failed",
-                "detail": '- input.megapixels: megapixels must be one of the following: "1", "0.25"',
-                "status": 422,
-                "invalid_fields": [
-                    {
-                        "type": "enum",
-                        "field": "input.megapixels",
-                        "description": 'megapixels must be one of the following: "1", "0.25"',
-                    }
-                ],
-            }
-        ),
-        headers={"content-type": "application/problem+json"},
+        {
+            "type": "https://replicate.com/docs/reference/http#input-validation",
+            "title": "Input validation failed",
+            "detail": '- input.megapixels: megapixels must be one of the following: "1", "0.25"',
+            "status": 422,
+            "invalid_fields": [
+                {
+                    "type": "enum",
+                    "field": "input.megapixels",
+                    "description": 'megapixels must be one of the following: "1", "0.25"',
+                }
+            ],
+        },
+        content_type="application/problem+json",
     )
 
 
-def throttled(retry_after: str | None = None) -> httpx.Response:
-    headers = {"retry-after": retry_after} if retry_after is not None else {}
+def throttled(after: str | None = None) -> httpx.Response:
     return problem(
         429,
         "Request was throttled.",
         "Request was throttled. Your rate limit for creating predictions is reduced to 6 requests per "
         "minute with a burst of 1 requests until you add a payment method.",
-        headers,
+        fakes.retry_after(after),
     )
 
 
 def server_error(status: int = 500) -> httpx.Response:
-    if status == 502:  # the load balancer's page, not JSON
-        return httpx.Response(502, content=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+    if status == 502:
+        return fakes.bad_gateway()
     return problem(status, "Internal Server Error", "An unexpected error occurred.")
 
 
 def not_json() -> httpx.Response:
-    return httpx.Response(
-        201, content=b"<!doctype html><title>Replicate</title>", headers={"content-type": "text/html"}
-    )
+    return fakes.html_response(201, "Replicate")
 
 
 Responder = Callable[["FakeReplicate", httpx.Request], httpx.Response]
 
 
-def answer(response: httpx.Response | Callable[[], httpx.Response]) -> Responder:
-    def step(*_: Any) -> httpx.Response:
-        return response() if callable(response) else response
-
-    return step
-
-
-def raises(exc: Exception) -> Responder:
-    """A scripted step that fails at the transport (`httpx.ReadTimeout`, `httpx.ConnectError`)."""
-
-    def step(*_: Any) -> httpx.Response:
-        raise exc
-
-    return step
-
-
 @dataclass
-class FakeReplicate:
+class FakeReplicate(fakes.RoutedByHost):
     token: str = TOKEN
     models: set[str] = field(default_factory=lambda: {MODEL, "black-forest-labs/flux-dev"})
     # The statuses a prediction goes through: the first is what the create call answers (after
@@ -175,17 +143,11 @@ class FakeReplicate:
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+    def routes(self) -> dict[str, Callable[[httpx.Request], httpx.Response]]:
+        return {API_HOST: self._api, CDN_HOST: self._cdn}
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def record(self, request: httpx.Request) -> None:
         self.all_requests.append(request)
-        host = request.headers.get("host")
-        if host == API_HOST:
-            return self._api(request)
-        if host == CDN_HOST:
-            return self._cdn(request)
-        raise AssertionError(f"request to an unexpected host {host!r}: {request.method} {request.url}")
 
     # --- the API -------------------------------------------------------------------------------------
 
@@ -215,7 +177,7 @@ class FakeReplicate:
         if method == "GET" and path == "/v1/account":
             if self.account_script:
                 return self.account_script.pop(0)(self, request)
-            return json_response(
+            return fakes.json_response(
                 200,
                 {
                     "type": "organization",
@@ -248,7 +210,7 @@ class FakeReplicate:
             return not_found()
         prediction_id = secrets.token_hex(13)[:26]
         self.predictions[prediction_id] = {"input": given, "statuses": list(self.statuses), "model": model}
-        return json_response(201, self.prediction(prediction_id))
+        return fakes.json_response(201, self.prediction(prediction_id))
 
     def prediction(self, prediction_id: str) -> dict[str, Any]:
         state = self.predictions[prediction_id]
@@ -298,7 +260,7 @@ class FakeReplicate:
             return not_found()
         if len(state["statuses"]) > 1:
             state["statuses"].pop(0)
-        return json_response(200, self.prediction(prediction_id))
+        return fakes.json_response(200, self.prediction(prediction_id))
 
     def _cancel(self, prediction_id: str) -> httpx.Response:
         self.cancels.append(prediction_id)
@@ -306,13 +268,13 @@ class FakeReplicate:
         if state is None:
             return not_found()
         state["statuses"] = ["canceled"]
-        return json_response(200, self.prediction(prediction_id))
+        return fakes.json_response(200, self.prediction(prediction_id))
 
     def _model(self, model: str) -> httpx.Response:
         if model not in self.models:
             return not_found()
         owner, name = model.split("/")
-        return json_response(
+        return fakes.json_response(
             200,
             {
                 "url": f"https://replicate.com/{model}",
@@ -331,9 +293,7 @@ class FakeReplicate:
     # --- the CDN -------------------------------------------------------------------------------------
 
     def _cdn(self, request: httpx.Request) -> httpx.Response:
-        assert request.method == "GET"
-        assert request.url.host == CDN_IP, "download_image connects to the address it checked"
-        assert "authorization" not in request.headers, "the token must never go to the CDN"
+        fakes.check_cdn_request(request, "authorization", "the token must never go to the CDN")
         self.cdn_requests.append(request)
         if self.cdn_script:
             return self.cdn_script.pop(0)(self, request)

@@ -18,55 +18,37 @@ from postengine.generation.providers.base import (
     ProviderOverloaded,
 )
 from postengine.generation.providers.fal import FalConfig, FalProvider
-from postengine.generation.providers.upstream import UpstreamOptions
 from tests.generation.providers.fake_fal import (
     APP,
     CDN_HOST,
-    CDN_IP,
     FAL_KEY,
     MODEL,
     QUEUE_HOST,
     SIZE_FOR_RATIO,
     FakeFal,
     account_locked,
-    answer,
     content_policy_violation,
-    json_response,
     not_json,
-    png,
-    raises,
     rate_limited,
     server_error,
     unauthorized,
     validation_error,
+)
+from tests.generation.providers.fakes import (
+    Clock,
+    answer,
+    json_response,
+    png,
+    private_resolver,
+    public_resolver_for,
+    raises,
 )
 
 PROMPT = "a lighthouse on a cliff at dusk, teal and orange, minimal poster"
 WRONG_KEY = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0:ffeeddccbbaa99887766554433221100"
 
 
-class Clock:
-    """A fake `now` and `sleep`: sleeping records the delay and moves the clock on."""
-
-    def __init__(self) -> None:
-        self.time = 5000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.time += delay
-
-
-async def public_resolver(host: str, port: int) -> list[str]:
-    assert host == CDN_HOST, f"only result URLs are resolved by us, not {host}"
-    return [CDN_IP]
-
-
-async def private_resolver(host: str, port: int) -> list[str]:
-    return ["10.0.0.7"]
+public_resolver = public_resolver_for(CDN_HOST)
 
 
 @pytest.fixture
@@ -90,9 +72,7 @@ def provider(
 ) -> FalProvider:
     options.setdefault("resolver", public_resolver)
     config = FalConfig(api_key=key, mode=mode)
-    return FalProvider(
-        config, http, UpstreamOptions(sleep=clock.sleep, jitter=lambda: 0.0, now=clock.now, **options)
-    )
+    return FalProvider(config, http, clock.options(**options))
 
 
 def image_request(
@@ -373,7 +353,7 @@ async def test_an_unknown_model_is_misconfiguration(http: httpx.AsyncClient, clo
     adapter = FalProvider(
         FalConfig(api_key=FAL_KEY, model="fal-ai/flux/schnel"),
         http,
-        UpstreamOptions(sleep=clock.sleep, jitter=lambda: 0.0, now=clock.now, resolver=public_resolver),
+        clock.options(resolver=public_resolver),
     )
 
     with pytest.raises(ProviderMisconfigured, match="404"):

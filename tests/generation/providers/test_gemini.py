@@ -31,6 +31,7 @@ from postengine.generation.providers.gemini import (
 from postengine.generation.providers.upstream import UpstreamOptions
 from tests.generation.providers import fake_gemini as fake
 from tests.generation.providers.fake_gemini import FLASH, KEY, PRO, FakeGemini
+from tests.generation.providers.fakes import CDN_IP
 
 SETTING = "PE_GEMINI_API_KEY"
 
@@ -46,7 +47,7 @@ class Sleeps:
 
 
 async def public_resolver(host: str, port: int) -> list[str]:
-    return ["93.184.216.34"]
+    return [CDN_IP]
 
 
 @pytest.fixture(autouse=True)
@@ -554,7 +555,10 @@ async def test_another_invalid_argument_is_a_failure_not_retried(
         (GeminiConfig(api_key=None), f"{SETTING} is not set"),
         (GeminiConfig(api_key="  "), f"{SETTING} is not set"),
         (GeminiConfig(api_key="AIza\u00e9"), f"{SETTING} has characters"),
-        (GeminiConfig(api_key=KEY, base_url="http://generativelanguage.googleapis.com"), "must be an https URL"),
+        (
+            GeminiConfig(api_key=KEY, base_url="http://generativelanguage.googleapis.com"),
+            "must be an https URL",
+        ),
         (GeminiConfig(api_key=KEY, base_url="https://example.com/?key=1"), "query"),
         (GeminiConfig(api_key=KEY, models={}), "no upstream model configured"),
         (GeminiConfig(api_key=KEY, models={ImageModel.NANO_BANANA_PRO: "../admin"}), "not a valid model id"),

@@ -24,20 +24,23 @@ from postengine.generation.providers.upstream import UpstreamOptions
 from tests.generation.providers.fake_ideogram import (
     API_KEY,
     CDN_HOST,
-    CDN_IP,
     RESOLUTION_FOR_RATIO,
     FakeIdeogram,
-    answer,
     bad_input,
     forbidden,
-    json_response,
     not_json,
-    raises,
     safety_refused,
     server_error,
     size_of,
     too_many_requests,
     unknown_model,
+)
+from tests.generation.providers.fakes import (
+    answer,
+    json_response,
+    private_resolver,
+    public_resolver_for,
+    raises,
 )
 
 PROMPT = 'a poster that says "LISBON", warm evening light'
@@ -48,13 +51,7 @@ class Sleeps(list[float]):
         self.append(delay)
 
 
-async def public_resolver(host: str, port: int) -> list[str]:
-    assert host == CDN_HOST
-    return [CDN_IP]
-
-
-async def private_resolver(host: str, port: int) -> list[str]:
-    return ["10.0.0.7"]
+public_resolver = public_resolver_for(CDN_HOST)
 
 
 @pytest.fixture

@@ -18,52 +18,34 @@ from postengine.generation.providers.base import (
     ProviderOverloaded,
 )
 from postengine.generation.providers.replicate import ReplicateConfig, ReplicateProvider
-from postengine.generation.providers.upstream import UpstreamOptions
 from tests.generation.providers.fake_replicate import (
     API_HOST,
     CDN_HOST,
-    CDN_IP,
     MODEL,
     NSFW_ERROR,
     SIZE_FOR_RATIO,
     TOKEN,
     FakeReplicate,
-    answer,
     insufficient_credit,
     invalid_input,
     not_found,
     not_json,
-    raises,
     server_error,
     throttled,
+)
+from tests.generation.providers.fakes import (
+    Clock,
+    answer,
+    private_resolver,
+    public_resolver_for,
+    raises,
 )
 
 PROMPT = "a bowl of ramen on a wooden table, steam, soft window light"
 WRONG_TOKEN = "r8_WrongWrongWrongWrongWrongWrongWrong0"
 
 
-class Clock:
-    """A fake `now` and `sleep`: sleeping records the delay and moves the clock on."""
-
-    def __init__(self) -> None:
-        self.time = 5000.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.time += delay
-
-
-async def public_resolver(host: str, port: int) -> list[str]:
-    assert host == CDN_HOST, f"only result URLs are resolved by us, not {host}"
-    return [CDN_IP]
-
-
-async def private_resolver(host: str, port: int) -> list[str]:
-    return ["10.0.0.7"]
+public_resolver = public_resolver_for(CDN_HOST)
 
 
 @pytest.fixture
@@ -91,11 +73,7 @@ def provider(
     **options: Any,
 ) -> ReplicateProvider:
     options.setdefault("resolver", public_resolver)
-    return ReplicateProvider(
-        ReplicateConfig(api_token=token, model=model),
-        http,
-        UpstreamOptions(sleep=clock.sleep, jitter=lambda: 0.0, now=clock.now, **options),
-    )
+    return ReplicateProvider(ReplicateConfig(api_token=token, model=model), http, clock.options(**options))
 
 
 def image_request(

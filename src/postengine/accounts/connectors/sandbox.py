@@ -1,0 +1,80 @@
+"""The sandbox connector: a real destination that "publishes" into the `sandbox_outbox` table.
+
+One row per destination id (the primary key): publishing the same destination twice returns the
+first row's post id and writes nothing, so the outbox shows exactly what a platform would have.
+`postengine accounts outbox ACCOUNT` lists it.
+"""
+
+import secrets
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from postengine.accounts.connectors.base import PublishRequest, PublishResult
+from postengine.db import Database
+from postengine.kit.clock import Clock, to_datetime
+from postengine.models import SandboxOutboxEntry
+
+SANDBOX_URL = "sandbox://{platform}/{account}/{post_id}"
+
+
+class SandboxConnector:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        now = to_datetime(self.clock.time())
+        post_id = f"sbx_{secrets.token_hex(8)}"
+
+        def write(conn: Connection) -> PublishResult:
+            existing = _find(conn, request.destination_id)
+            if existing is not None:
+                return existing
+            conn.execute(
+                insert(SandboxOutboxEntry).values(
+                    destination_id=request.destination_id,
+                    account_id=request.account_id,
+                    platform=request.platform,
+                    platform_post_id=post_id,
+                    content=request.content,
+                    media=[_media_json(media) for media in request.media],
+                    settings=request.settings,
+                    published_at=now,
+                )
+            )
+            return PublishResult(post_id, _url(request, post_id))
+
+        try:
+            result = await self.db.run(write)
+        except IntegrityError:
+            # Another worker wrote this destination's row between our read and our insert.
+            found = await self.db.run_read(lambda conn: _find(conn, request.destination_id))
+            if found is None:
+                raise
+            result = found
+        if result.platform_post_url is None:
+            return PublishResult(result.platform_post_id, _url(request, result.platform_post_id))
+        return result
+
+    async def find_published(self, request: PublishRequest) -> PublishResult | None:
+        found = await self.db.run_read(lambda conn: _find(conn, request.destination_id))
+        if found is None:
+            return None
+        return PublishResult(found.platform_post_id, _url(request, found.platform_post_id))
+
+
+def _find(conn: Connection, destination_id: str) -> PublishResult | None:
+    row = conn.execute(
+        select(SandboxOutboxEntry.platform_post_id).where(SandboxOutboxEntry.destination_id == destination_id)
+    ).first()
+    return None if row is None else PublishResult(row.platform_post_id)
+
+
+def _url(request: PublishRequest, post_id: str) -> str:
+    return SANDBOX_URL.format(platform=request.platform, account=request.account_id, post_id=post_id)
+
+
+def _media_json(media: Any) -> dict[str, Any]:
+    return {"id": media.id, "type": media.type, "url": media.url}

@@ -1,0 +1,5 @@
+"""HTTP endpoints (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Posts and scheduled publishing (API.md §7)."""

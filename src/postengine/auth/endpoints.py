@@ -84,7 +84,10 @@ async def me(request: Request, caller: AnyCaller) -> EnvelopeResponse:
                 "bonus": balance.bonus,
                 "remaining": balance.remaining,
             },
-            "accounts": {"used": 0, "limit": limits.accounts},
+            "accounts": {
+                "used": org.active_accounts,
+                "limit": limits.accounts,
+            },
             "storage_bytes": {"used": org.storage_used_bytes, "limit": limits.storage_bytes},
         },
         "rate_limits": states,

@@ -9,12 +9,12 @@ Decisions that spend credits never read it: they run on the database with a row 
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from postengine.credits.repository import ACCOUNT_COLUMNS, AccountRow
 from postengine.db import Database
 from postengine.kit.epoch import Epoch, EpochCache
-from postengine.models import CreditAccount, Organization
+from postengine.models import CreditAccount, Organization, SocialAccount
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class OrgSnapshot:
     plan: str
     subscription_status: str
     storage_used_bytes: int
+    active_accounts: int
     account: AccountRow
 
 
@@ -53,13 +54,24 @@ class OrgCache:
             row = (await conn.execute(_SELECT_SNAPSHOT, {"b_org_id": org_id})).first()
         if row is None:
             return None
-        name, status, storage, *account = row
-        return OrgSnapshot(org_id, name, account[1], status, storage, AccountRow(*account))
+        name, status, storage, active_accounts, *account = row
+        return OrgSnapshot(org_id, name, account[1], status, storage, active_accounts, AccountRow(*account))
 
+
+_ACTIVE_ACCOUNTS = (
+    select(func.count())
+    .select_from(SocialAccount)
+    .where(SocialAccount.org_id == Organization.id, SocialAccount.is_active.is_(True))
+    .scalar_subquery()
+)
 
 _SELECT_SNAPSHOT = (
     select(
-        Organization.name, Organization.subscription_status, Organization.storage_used_bytes, *ACCOUNT_COLUMNS
+        Organization.name,
+        Organization.subscription_status,
+        Organization.storage_used_bytes,
+        _ACTIVE_ACCOUNTS,
+        *ACCOUNT_COLUMNS,
     )
     .join(Organization, Organization.id == CreditAccount.org_id)
     .where(CreditAccount.org_id == bindparam("b_org_id"))

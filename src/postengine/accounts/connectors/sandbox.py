@@ -2,7 +2,10 @@
 
 One row per destination id (the primary key): publishing the same destination twice returns the
 first row's post id and writes nothing, so the outbox shows exactly what a platform would have.
-`postengine accounts outbox ACCOUNT` lists it.
+Concurrent publishes of one destination agree too: on SQLite writers are serialised (`BEGIN
+IMMEDIATE`), so the second finds the first's row; on PostgreSQL the second insert waits for the
+first transaction and then violates the primary key, and the row the first one wrote is returned.
+`postengine accounts outbox ACCOUNT` lists the outbox.
 """
 
 import secrets
@@ -11,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from postengine.accounts.connectors.base import PublishRequest, PublishResult
+from postengine.accounts.connectors.base import MediaRef, PublishRequest, PublishResult
 from postengine.db import Database
 from postengine.kit.clock import Clock, to_datetime
 from postengine.models import SandboxOutboxEntry
@@ -26,9 +29,9 @@ class SandboxConnector:
 
     async def publish(self, request: PublishRequest) -> PublishResult:
         now = to_datetime(self.clock.time())
-        post_id = f"sbx_{secrets.token_hex(8)}"
+        new_post_id = f"sbx_{secrets.token_hex(8)}"
 
-        def write(conn: Connection) -> PublishResult:
+        def write(conn: Connection) -> str:
             existing = _find(conn, request.destination_id)
             if existing is not None:
                 return existing
@@ -37,44 +40,42 @@ class SandboxConnector:
                     destination_id=request.destination_id,
                     account_id=request.account_id,
                     platform=request.platform,
-                    platform_post_id=post_id,
+                    platform_post_id=new_post_id,
                     content=request.content,
                     media=[_media_json(media) for media in request.media],
                     settings=request.settings,
                     published_at=now,
                 )
             )
-            return PublishResult(post_id, _url(request, post_id))
+            return new_post_id
 
         try:
-            result = await self.db.run(write)
+            post_id = await self.db.run(write)
         except IntegrityError:
             # Another worker wrote this destination's row between our read and our insert.
             found = await self.db.run_read(lambda conn: _find(conn, request.destination_id))
             if found is None:
                 raise
-            result = found
-        if result.platform_post_url is None:
-            return PublishResult(result.platform_post_id, _url(request, result.platform_post_id))
-        return result
+            post_id = found
+        return PublishResult(post_id, _url(request, post_id))
 
     async def find_published(self, request: PublishRequest) -> PublishResult | None:
         found = await self.db.run_read(lambda conn: _find(conn, request.destination_id))
-        if found is None:
-            return None
-        return PublishResult(found.platform_post_id, _url(request, found.platform_post_id))
+        return None if found is None else PublishResult(found, _url(request, found))
 
 
-def _find(conn: Connection, destination_id: str) -> PublishResult | None:
-    row = conn.execute(
-        select(SandboxOutboxEntry.platform_post_id).where(SandboxOutboxEntry.destination_id == destination_id)
-    ).first()
-    return None if row is None else PublishResult(row.platform_post_id)
+def _find(conn: Connection, destination_id: str) -> str | None:
+    """The platform post id already recorded for this destination, if any."""
+    query = select(SandboxOutboxEntry.platform_post_id).where(
+        SandboxOutboxEntry.destination_id == destination_id
+    )
+    post_id: str | None = conn.execute(query).scalar_one_or_none()
+    return post_id
 
 
 def _url(request: PublishRequest, post_id: str) -> str:
     return SANDBOX_URL.format(platform=request.platform, account=request.account_id, post_id=post_id)
 
 
-def _media_json(media: Any) -> dict[str, Any]:
-    return {"id": media.id, "type": media.type, "url": media.url}
+def _media_json(media: MediaRef) -> dict[str, Any]:
+    return {"id": media.id, "type": media.type, "content_type": media.content_type, "url": media.url}

@@ -19,6 +19,9 @@ error_log = logging.getLogger("postengine.error")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+UPLOAD_PATH_PREFIX = "/uploads/"
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -46,7 +49,11 @@ class RequestContextMiddleware:
 
         try:
             length = _header(scope, b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            if scope["path"].startswith(UPLOAD_PATH_PREFIX):
+                # The signed upload URL takes file bytes, not JSON: `media.receive` streams them to
+                # disk and caps them at the size declared when the upload started (at most 500 MiB).
+                await self.app(scope, receive, send_with_id)
+            elif length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await _send_error(send_with_id, request_id, _too_large(self.max_body_bytes))
             else:
                 await self.app(scope, self._limited(receive), send_with_id)

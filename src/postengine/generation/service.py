@@ -36,6 +36,8 @@ from postengine.kit.clock import iso, to_datetime
 from postengine.kit.ids import new_id
 from postengine.kit.image import encode_webp, resize_to
 from postengine.kit.timing import ServerTiming
+from postengine.media.inspect import make_thumbnail
+from postengine.media.service import thumbnail_key
 from postengine.safety import check_prompt
 
 log = logging.getLogger("postengine.generation")
@@ -48,6 +50,7 @@ class _Encoded:
     height: int
     sha256: str
     encode_ms: float
+    thumbnail: bytes  # WebP, for the media library's thumbnail_url
 
 
 def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encoded:
@@ -58,8 +61,9 @@ def _finish(image: Image.Image, width: int, height: int, quality: int) -> _Encod
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGB")
     data = encode_webp(image, quality=quality)
+    thumbnail = make_thumbnail(image)
     return _Encoded(
-        data, width, height, hashlib.sha256(data).hexdigest(), (time.perf_counter() - start) * 1000
+        data, width, height, hashlib.sha256(data).hexdigest(), (time.perf_counter() - start) * 1000, thumbnail
     )
 
 
@@ -126,6 +130,7 @@ async def generate_image(
         )
 
     key = f"media/{media_id}/original.webp"
+    thumb_key = thumbnail_key(media_id)
     try:
         with anyio.fail_after(ctx.settings.generation_deadline_seconds):
             with timing.measure("provider"):
@@ -148,6 +153,7 @@ async def generate_image(
             timing.add("encode", encoded.encode_ms)
             with timing.measure("store"):
                 await ctx.storage.put(key, encoded.data, "image/webp")
+                await ctx.storage.put(thumb_key, encoded.thumbnail, "image/webp")
     except ProviderBlocked as exc:
         balance = await refund(f"blocked by provider: {exc.reason}")
         raise PromptBlocked(
@@ -205,6 +211,7 @@ async def generate_image(
             width=encoded.width,
             height=encoded.height,
             storage_key=key,
+            thumbnail_key=thumb_key,
             sha256=encoded.sha256,
             ai_model=str(body.model),
             ai_prompt=body.prompt,
@@ -224,6 +231,7 @@ async def generate_image(
         balance = await refund("could not record the result")
         if balance is not None:
             await ctx.storage.delete(key)
+            await ctx.storage.delete(thumb_key)
             raise _failed(spec.credits, balance) from None
         settled = True
     ctx.orgs.invalidate(caller.org_id)
@@ -231,6 +239,7 @@ async def generate_image(
         # The sweeper refunded this generation while it ran past its deadline: it is not charged,
         # so it must not produce a media item either.
         await ctx.storage.delete(key)
+        await ctx.storage.delete(thumb_key)
         raise _failed(spec.credits, None)
 
     return GeneratedImage(

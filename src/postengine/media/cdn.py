@@ -48,7 +48,8 @@ async def serve_media(request: Request, media_id: str, name: str) -> Response:
         raise NotFound("No such media file.")
     # Files are written once under a fresh id and never change: size + mtime identify the bytes.
     etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+    # nosniff: uploaded bytes are served as the type they were checked to be, never re-guessed.
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}
     if etag in (request.headers.get("if-none-match") or ""):
         return Response(status_code=304, headers=headers)
     return FileResponse(

@@ -33,6 +33,7 @@ from postengine.generation.providers import ImageProvider
 from postengine.generation.providers.registry import build_providers, log_checks, report_problems
 from postengine.kit.clock import Clock, SystemClock
 from postengine.kit.epoch import Epoch
+from postengine.media import service as media_service
 from postengine.media.cdn import router as cdn_router
 from postengine.media.endpoints import router as media_router
 from postengine.media.endpoints import uploads_router
@@ -40,6 +41,7 @@ from postengine.media.storage import LocalStorage, MediaStorage
 from postengine.middleware import RequestContextMiddleware
 from postengine.orgs.snapshot import OrgCache
 from postengine.posts.endpoints import router as posts_router
+from postengine.posts.scheduler import run_publisher
 from postengine.ratelimit.store import MemoryRateLimitStore, RateLimitStore
 
 log = logging.getLogger("postengine.app")
@@ -95,6 +97,8 @@ def create_app(
                 tasks = [
                     asyncio.create_task(_every(5.0, ctx.authenticator.flush_last_used)),
                     asyncio.create_task(_every(30.0, lambda: generation_service.sweep_expired(ctx))),
+                    asyncio.create_task(run_publisher(ctx)),  # due destinations → their connectors
+                    asyncio.create_task(_every(30.0, lambda: media_service.sweep_abandoned_uploads(ctx))),
                 ]
                 if isinstance(ctx.rate_limits, MemoryRateLimitStore):
                     store = ctx.rate_limits

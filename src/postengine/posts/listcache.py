@@ -1,0 +1,99 @@
+"""A short-lived cache of `GET /posts` pages, per organisation and query (the list is the hot read
+path: clients poll it, and a page is 20 posts with their destinations and media).
+
+Freshness: every change this process makes to an organisation's posts (the API's writes, and the
+embedded publisher's records) drops that organisation's pages at once, so a client always reads its
+own writes. Changes made by other processes (`postengine worker`, other servers) show after at most
+`ttl` seconds. `GET /posts/{id}` and `/results` are never cached.
+
+A page is kept already serialised (`orjson.Fragment`), so a hit costs a dict lookup. A miss is
+computed once however many requests ask for the same page at that moment (`page`): when a popular
+page expires under load, one query runs and the others wait for it instead of repeating it.
+"""
+
+import asyncio
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Hashable
+
+import orjson
+
+from postengine.db import Database
+
+DEFAULT_TTL_SECONDS = 1.0
+MAX_ENTRIES = 512
+
+
+class ListCache:
+    def __init__(self, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._versions: dict[str, int] = {}
+        self._pages: dict[tuple[str, Hashable], tuple[int, float, orjson.Fragment]] = {}
+        self._pending: dict[tuple[str, Hashable], tuple[int, asyncio.Task[orjson.Fragment]]] = {}
+
+    async def page(
+        self, org_id: str, query: Hashable, compute: Callable[[], Awaitable[orjson.Fragment]]
+    ) -> orjson.Fragment:
+        """The cached page, or `compute()`'s, shared with every request for it meanwhile. A request
+        that arrives after a change does not share a computation that started before it."""
+        hit = self.get(org_id, query)
+        if hit is not None:
+            return hit
+        key, version = (org_id, query), self.version(org_id)
+        pending = self._pending.get(key)
+        if pending is None or pending[0] != version:
+            # A task of its own: a client that goes away does not cancel the others' page.
+            pending = (version, asyncio.ensure_future(self._fill(key, version, compute)))
+            self._pending[key] = pending
+        return await asyncio.shield(pending[1])
+
+    async def _fill(
+        self, key: tuple[str, Hashable], version: int, compute: Callable[[], Awaitable[orjson.Fragment]]
+    ) -> orjson.Fragment:
+        try:
+            page = await compute()
+            self.put(key[0], key[1], version, page)
+            return page
+        finally:
+            current = self._pending.get(key)
+            if current is not None and current[1] is asyncio.current_task():
+                del self._pending[key]
+
+    def version(self, org_id: str) -> int:
+        return self._versions.get(org_id, 0)
+
+    def get(self, org_id: str, query: Hashable) -> orjson.Fragment | None:
+        entry = self._pages.get((org_id, query))
+        if entry is None:
+            return None
+        version, expires, page = entry
+        if version != self.version(org_id) or expires < time.monotonic():
+            return None
+        return page
+
+    def put(self, org_id: str, query: Hashable, version: int, page: orjson.Fragment) -> None:
+        """Store a page computed when the organisation was at `version`: a change made while it was
+        being computed has moved the version on, and the page is never served."""
+        if len(self._pages) >= self.max_entries:
+            self._pages.clear()
+        self._pages[(org_id, query)] = (version, time.monotonic() + self.ttl, page)
+
+    def invalidate(self, org_id: str) -> None:
+        self._versions[org_id] = self.version(org_id) + 1
+
+
+_caches: "weakref.WeakKeyDictionary[Database, ListCache]" = weakref.WeakKeyDictionary()
+
+
+def for_db(db: Database) -> ListCache:
+    cache = _caches.get(db)
+    if cache is None:
+        cache = _caches[db] = ListCache()
+    return cache
+
+
+def invalidate(db: Database, org_id: str) -> None:
+    cache = _caches.get(db)
+    if cache is not None:
+        cache.invalidate(org_id)

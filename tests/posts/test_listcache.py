@@ -4,7 +4,7 @@ import httpx
 import orjson
 
 from postengine.accounts.connectors.registry import Connectors
-from postengine.posts.listcache import ListCache
+from postengine.kit.listcache import ListCache
 from postengine.posts.publisher import Publisher
 from tests.api.test_conventions import assert_envelope
 from tests.api.test_posts import POSTS, at

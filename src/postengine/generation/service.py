@@ -32,6 +32,7 @@ from postengine.generation.providers import (
 )
 from postengine.generation.providers.offline import RENDER_MS
 from postengine.generation.schemas import GeneratedImage, GenerateImageRequest
+from postengine.kit import listcache
 from postengine.kit.clock import iso, to_datetime
 from postengine.kit.ids import new_id
 from postengine.kit.image import encode_webp, resize_to
@@ -235,6 +236,7 @@ async def generate_image(
             raise _failed(spec.credits, balance) from None
         settled = True
     ctx.orgs.invalidate(caller.org_id)
+    listcache.invalidate(ctx.db, listcache.MEDIA, caller.org_id)  # the new image is in GET /media
     if not settled:
         # The sweeper refunded this generation while it ran past its deadline: it is not charged,
         # so it must not produce a media item either.

@@ -9,7 +9,7 @@ from postengine.auth.dependencies import ReadCaller, WriteCaller
 from postengine.context import get_ctx
 from postengine.envelope import EnvelopeResponse, ok
 from postengine.kit.body import read_json
-from postengine.kit.pagination import DEFAULT_LIMIT, Limit, Offset, pagination
+from postengine.kit.pagination import DEFAULT_LIMIT, Limit, Offset
 from postengine.media import fetch, receive, service
 from postengine.media.kinds import MediaSource, MediaStatus, MediaType
 from postengine.media.schemas import (
@@ -89,7 +89,7 @@ async def list_media(
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> EnvelopeResponse:
-    items, total = await service.list_media(
+    page = await service.list_media(
         get_ctx(request),
         caller,
         media_type=media_type,
@@ -98,7 +98,7 @@ async def list_media(
         limit=limit,
         offset=offset,
     )
-    return ok(request, {"media": items, "pagination": pagination(limit, offset, total)})
+    return ok(request, page)
 
 
 @router.get(

@@ -17,7 +17,7 @@ from postengine.errors import PayloadTooLarge
 from postengine.kit import netguard
 from postengine.kit.clock import to_datetime
 from postengine.kit.ids import new_id
-from postengine.media import ingest, repository
+from postengine.media import ingest, repository, service
 from postengine.media.errors import FetchFailed, StorageLimitExceeded, UrlNotAllowed
 from postengine.media.inspect import SNIFF_BYTES
 from postengine.media.kinds import (
@@ -29,7 +29,6 @@ from postengine.media.kinds import (
     human_size,
 )
 from postengine.media.schemas import UploadFromUrlRequest, clean_filename
-from postengine.media.service import thumbnail_key
 from postengine.media.views import media_object
 
 # How host names are resolved; tests replace it (module attribute) with a fixed table.
@@ -66,7 +65,7 @@ async def upload_from_url(ctx: AppContext, caller: Caller, body: UploadFromUrlRe
     fmt = FORMATS[content_type]
     media_id = new_id("med")
     key = f"media/{media_id}/original.{fmt.extension}"
-    thumb = thumbnail_key(media_id) if facts.thumbnail is not None else None
+    thumb = service.thumbnail_key(media_id) if facts.thumbnail is not None else None
     filename = body.filename or _name_from(fetched.url, media_id, fmt.extension)
     now = to_datetime(ctx.clock.time())
     await ctx.storage.put(key, data, content_type)
@@ -105,7 +104,7 @@ async def upload_from_url(ctx: AppContext, caller: Caller, body: UploadFromUrlRe
                 if name is not None:
                     await ctx.storage.delete(name)
         raise
-    ctx.orgs.invalidate(caller.org_id)
+    service.changed(ctx, caller.org_id)
     assert row is not None
     return media_object(row, ctx.settings.media_base_url)
 

@@ -11,13 +11,16 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 
 from postengine.auth.authenticator import Caller
 from postengine.context import AppContext
 from postengine.errors import ApiError, NotFound
+from postengine.kit import listcache
 from postengine.kit.clock import to_datetime
 from postengine.kit.ids import new_id
+from postengine.kit.pagination import pagination
 from postengine.media import ingest, repository, uploads
 from postengine.media.errors import (
     MediaInUse,
@@ -71,6 +74,7 @@ async def start_upload(ctx: AppContext, caller: Caller, body: UploadRequest, bas
             created_at=to_datetime(now),
         )
     )
+    changed(ctx, caller.org_id)
     url = await ctx.storage.upload_url(key, body.content_type, body.size, to_datetime(expires))
     if url is None:
         url = uploads.signed_url(
@@ -139,7 +143,7 @@ async def complete_upload(ctx: AppContext, caller: Caller, media_id: str) -> dic
         if thumb is not None:
             await ctx.storage.delete(thumb)
         raise
-    ctx.orgs.invalidate(caller.org_id)
+    changed(ctx, caller.org_id)
     if done is None:  # deleted while we checked it
         raise _not_found(media_id)
     return media_object(done, ctx.settings.media_base_url)
@@ -147,6 +151,7 @@ async def complete_upload(ctx: AppContext, caller: Caller, media_id: str) -> dic
 
 async def _discard_upload(ctx: AppContext, org_id: str, media_id: str, key: str) -> None:
     if await ctx.db.run(lambda conn: repository.mark_failed(conn, org_id, media_id)):
+        changed(ctx, org_id)
         await ctx.storage.delete(key)
 
 
@@ -166,20 +171,34 @@ async def list_media(
     status: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    rows, total = await ctx.db.run_read(
-        lambda conn: repository.list_media(
-            conn,
-            caller.org_id,
-            media_type=media_type,
-            source=source,
-            status=status,
-            limit=limit,
-            offset=offset,
+) -> orjson.Fragment:
+    """`{media, pagination}`, already serialised; from `kit.listcache` when fresh."""
+
+    async def compute() -> orjson.Fragment:
+        rows, total = await ctx.db.run_read(
+            lambda conn: repository.list_media(
+                conn,
+                caller.org_id,
+                media_type=media_type,
+                source=source,
+                status=status,
+                limit=limit,
+                offset=offset,
+            )
         )
-    )
-    base = ctx.settings.media_base_url
-    return [media_object(row, base) for row in rows], total
+        base = ctx.settings.media_base_url
+        items = [media_object(row, base) for row in rows]
+        return orjson.Fragment(orjson.dumps({"media": items, "pagination": pagination(limit, offset, total)}))
+
+    query = (media_type, source, status, limit, offset)
+    return await listcache.for_db(ctx.db, listcache.MEDIA).page(caller.org_id, query, compute)
+
+
+def changed(ctx: AppContext, org_id: str) -> None:
+    """After any change to an organisation's media: its `GET /me` storage figure and its
+    `GET /media` pages are dropped at once (this process; others within a second)."""
+    ctx.orgs.invalidate(org_id)
+    listcache.invalidate(ctx.db, listcache.MEDIA, org_id)
 
 
 async def delete_media(ctx: AppContext, caller: Caller, media_id: str, *, force: bool) -> None:
@@ -199,7 +218,7 @@ async def delete_media(ctx: AppContext, caller: Caller, media_id: str, *, force:
     removed = await ctx.db.run(remove)
     if removed is None:
         raise _not_found(media_id)
-    ctx.orgs.invalidate(caller.org_id)
+    changed(ctx, caller.org_id)
     await _delete_bytes(ctx, media_id, removed[2])
 
 
@@ -217,8 +236,9 @@ async def sweep_abandoned_uploads(ctx: AppContext, grace_seconds: float = ABANDO
     cutoff = to_datetime(ctx.clock.time()) - timedelta(seconds=grace_seconds)
     stale = await ctx.db.run_read(lambda conn: repository.abandoned_uploads(conn, cutoff))
     swept = 0
-    for media_id, _org_id, key, _thumb in stale:
+    for media_id, org_id, key, _thumb in stale:
         if await ctx.db.run(partial(repository.delete_abandoned, media_id=media_id, cutoff=cutoff)):
+            changed(ctx, org_id)
             await _delete_bytes(ctx, media_id, key)
             swept += 1
     if swept:

@@ -42,8 +42,9 @@ from postengine.accounts.connectors import (
     TransientPublishError,
 )
 from postengine.db import Database
+from postengine.kit import listcache
 from postengine.kit.clock import Clock, to_datetime
-from postengine.posts import listcache, queue
+from postengine.posts import queue
 from postengine.posts.queue import Claimed
 
 log = logging.getLogger("postengine.publisher")
@@ -145,7 +146,7 @@ class Publisher:
         if not claimed:
             return report
         for org_id in {item.org_id for item in claimed}:
-            listcache.invalidate(self.db, org_id)  # posts went from scheduled to publishing
+            listcache.invalidate(self.db, listcache.POSTS, org_id)  # posts went from scheduled to publishing
         limiter = anyio.CapacityLimiter(self.config.concurrency)
 
         async def one(item: Claimed) -> None:
@@ -257,7 +258,9 @@ class Publisher:
                 platform_post_url=result.platform_post_url,
             )
         )
-        listcache.invalidate(self.db, item.org_id)  # this process's list pages show it at once
+        listcache.invalidate(
+            self.db, listcache.POSTS, item.org_id
+        )  # this process's list pages show it at once
         if recorded:
             report.published += 1
         else:
@@ -275,7 +278,9 @@ class Publisher:
                 conn, item, owner=self.worker_id, now=now, due_at=due_at, error=error
             )
         )
-        listcache.invalidate(self.db, item.org_id)  # this process's list pages show it at once
+        listcache.invalidate(
+            self.db, listcache.POSTS, item.org_id
+        )  # this process's list pages show it at once
         if recorded:
             report.retrying += 1
             report.errors.append(error)
@@ -287,7 +292,9 @@ class Publisher:
         recorded = await self.db.run(
             lambda conn: queue.record_failed(conn, item, owner=self.worker_id, now=now, error=error[:2000])
         )
-        listcache.invalidate(self.db, item.org_id)  # this process's list pages show it at once
+        listcache.invalidate(
+            self.db, listcache.POSTS, item.org_id
+        )  # this process's list pages show it at once
         if recorded:
             report.failed += 1
             report.errors.append(error)

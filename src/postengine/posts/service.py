@@ -21,9 +21,10 @@ from sqlalchemy import Connection
 from postengine.auth.authenticator import Caller
 from postengine.context import AppContext
 from postengine.errors import ValidationFailed
+from postengine.kit import listcache
 from postengine.kit.clock import to_datetime
 from postengine.kit.pagination import pagination
-from postengine.posts import listcache, presenter, publisher, repository
+from postengine.posts import presenter, publisher, repository
 from postengine.posts.errors import (
     MEDIA_FIELD_MISSPELLINGS,
     AccountsNotFound,
@@ -214,7 +215,7 @@ async def create_post(ctx: AppContext, caller: Caller, body: CreatePostRequest) 
         return repository.load_posts(conn, caller.org_id, [post_id])
 
     rows = await ctx.db.run(write)
-    listcache.invalidate(ctx.db, caller.org_id)
+    listcache.invalidate(ctx.db, listcache.POSTS, caller.org_id)
     if post.status == "publishing":
         publisher.wake(ctx.db)
     data = presenter.post(rows.posts[0], rows, ctx.settings.media_base_url)
@@ -242,7 +243,9 @@ async def list_posts(
         posts = presenter.posts(rows, ctx.settings.media_base_url)
         return orjson.Fragment(orjson.dumps({"posts": posts, "pagination": pagination(limit, offset, total)}))
 
-    return await listcache.for_db(ctx.db).page(caller.org_id, (filters, limit, offset), compute)
+    return await listcache.for_db(ctx.db, listcache.POSTS).page(
+        caller.org_id, (filters, limit, offset), compute
+    )
 
 
 async def update_post(
@@ -300,7 +303,7 @@ async def update_post(
         return post.status, repository.load_posts(conn, caller.org_id, [post_id])
 
     status, rows = await ctx.db.run(write)
-    listcache.invalidate(ctx.db, caller.org_id)
+    listcache.invalidate(ctx.db, listcache.POSTS, caller.org_id)
     if status == "publishing":
         publisher.wake(ctx.db)
     return presenter.post(rows.posts[0], rows, ctx.settings.media_base_url)
@@ -317,7 +320,7 @@ async def delete_post(ctx: AppContext, caller: Caller, post_id: str) -> dict[str
             raise PostAlreadyPublished(stored.status)
 
     await ctx.db.run(write)
-    listcache.invalidate(ctx.db, caller.org_id)
+    listcache.invalidate(ctx.db, listcache.POSTS, caller.org_id)
     return {"post_id": post_id, "deleted": True}
 
 
@@ -341,7 +344,7 @@ async def retry_post(ctx: AppContext, caller: Caller, post_id: str) -> dict[str,
 
     retried = await ctx.db.run(write)
     if retried:
-        listcache.invalidate(ctx.db, caller.org_id)
+        listcache.invalidate(ctx.db, listcache.POSTS, caller.org_id)
         publisher.wake(ctx.db)
     return {
         "retried_count": len(retried),

@@ -1,10 +1,10 @@
-"""A short-lived cache of `GET /posts` pages, per organisation and query (the list is the hot read
-path: clients poll it, and a page is 20 posts with their destinations and media).
+"""A short-lived cache of list pages (`GET /posts`, `GET /media`), per list, organisation and query:
+the lists are the hot read paths (clients poll them) and a page is 20 objects.
 
-Freshness: every change this process makes to an organisation's posts (the API's writes, and the
-embedded publisher's records) drops that organisation's pages at once, so a client always reads its
-own writes. Changes made by other processes (`postengine worker`, other servers) show after at most
-`ttl` seconds. `GET /posts/{id}` and `/results` are never cached.
+Freshness: every change this process makes to an organisation's items (the API's writes, the
+embedded publisher's records, generated images) drops that organisation's pages of that list at
+once, so a client always reads its own writes. Changes made by other processes (`postengine worker`,
+other servers) show after at most `ttl` seconds. Single objects (`GET /posts/{id}`) are never cached.
 
 A page is kept already serialised (`orjson.Fragment`), so a hit costs a dict lookup. A miss is
 computed once however many requests ask for the same page at that moment (`page`): when a popular
@@ -20,6 +20,8 @@ import orjson
 
 from postengine.db import Database
 
+POSTS = "posts"
+MEDIA = "media"
 DEFAULT_TTL_SECONDS = 1.0
 MAX_ENTRIES = 512
 
@@ -83,17 +85,21 @@ class ListCache:
         self._versions[org_id] = self.version(org_id) + 1
 
 
-_caches: "weakref.WeakKeyDictionary[Database, ListCache]" = weakref.WeakKeyDictionary()
+# One set of caches per database (that is, per running app or worker), each list by its name.
+_caches: "weakref.WeakKeyDictionary[Database, dict[str, ListCache]]" = weakref.WeakKeyDictionary()
 
 
-def for_db(db: Database) -> ListCache:
-    cache = _caches.get(db)
+def for_db(db: Database, name: str) -> ListCache:
+    caches = _caches.get(db)
+    if caches is None:
+        caches = _caches[db] = {}
+    cache = caches.get(name)
     if cache is None:
-        cache = _caches[db] = ListCache()
+        cache = caches[name] = ListCache()
     return cache
 
 
-def invalidate(db: Database, org_id: str) -> None:
-    cache = _caches.get(db)
+def invalidate(db: Database, name: str, org_id: str) -> None:
+    cache = _caches.get(db, {}).get(name)
     if cache is not None:
         cache.invalidate(org_id)

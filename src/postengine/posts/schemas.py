@@ -10,22 +10,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from postengine.accounts.repository import MAX_ACCOUNT_ID as MAX_ACCOUNT_ID  # ids are 32-bit integers
+from postengine.accounts.schemas import Platform as Platform  # the one list of platforms
+
 MAX_ACCOUNTS = 50
 MAX_MEDIA = 20
 MAX_CONTENT_CHARS = 10_000
-MAX_ACCOUNT_ID = (
-    2**31 - 1
-)  # social account ids are 32-bit integers  # above every platform's limit; the per-platform checks say more
-
-
-class Platform(StrEnum):
-    INSTAGRAM = "instagram"
-    FACEBOOK = "facebook"
-    X = "x"
-    LINKEDIN = "linkedin"
-    YOUTUBE = "youtube"
-    TIKTOK = "tiktok"
-    THREADS = "threads"
 
 
 class PostStatus(StrEnum):

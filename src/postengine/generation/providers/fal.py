@@ -50,7 +50,6 @@ from postengine.generation.providers.base import (
     ProviderBlocked,
     ProviderError,
     ProviderFailed,
-    ProviderMisconfigured,
 )
 
 log = logging.getLogger("postengine.providers")
@@ -126,12 +125,8 @@ class FalProvider:
 
     def problem(self) -> str | None:
         config = self.config
-        key = config.api_key
-        if not key or not key.strip():
-            return f"{KEY_SETTING} is not set"
-        if not key.isascii() or any(char.isspace() or not char.isprintable() for char in key):
-            # A pasted key with a trailing newline fails as a confusing 401 (or a header error).
-            return f"{KEY_SETTING} contains whitespace or characters that cannot go in a header"
+        if (key_issue := upstream.key_problem(config.api_key, KEY_SETTING)) is not None:
+            return key_issue
         if config.mode not in tuple(FalMode):
             return f"{MODE_SETTING} must be 'sync' or 'queue', not {config.mode!r}"
         if not _ENDPOINT_ID.fullmatch(config.model):
@@ -155,10 +150,7 @@ class FalProvider:
     # --- generation ------------------------------------------------------------------------------
 
     async def generate(self, request: ImageRequest) -> Image.Image:
-        problem = self.problem()
-        if problem is not None:
-            log.error("fal is not usable: %s", problem)
-            raise ProviderMisconfigured(problem)
+        upstream.require_usable(self.name, self.problem())
         width, height = SIZES[request.aspect_ratio]
         payload = {
             "prompt": request.prompt,

@@ -47,6 +47,8 @@ from postengine.generation.providers.upstream import (
     decode_base64,
     decode_image_async,
     json_body,
+    key_problem,
+    require_usable,
     send,
     status_error,
     upstream_message,
@@ -144,11 +146,8 @@ class GeminiProvider:
         self._base = config.base_url.rstrip("/")
 
     def problem(self) -> str | None:
-        key = self.config.api_key
-        if key is None or not key.strip():
-            return f"{SETTING} is not set"
-        if not key.strip().isascii() or not key.strip().isprintable():
-            return f"{SETTING} has characters that cannot travel in an HTTP header"
+        if (key_issue := key_problem(self.config.api_key, SETTING)) is not None:
+            return key_issue
         base_problem = base_url_problem(self.config.base_url)
         if base_problem is not None:
             return f"PE_GEMINI_BASE_URL {base_problem}"
@@ -186,10 +185,7 @@ class GeminiProvider:
         return CheckResult(True, "; ".join(reachable))
 
     async def generate(self, request: ImageRequest) -> Image.Image:
-        problem = self.problem()
-        if problem is not None:
-            log.error("gemini is not usable: %s", problem)
-            raise ProviderMisconfigured(problem)
+        require_usable(self.name, self.problem())
         model_id = self.config.models.get(request.model)
         if model_id is None:
             log.error("gemini has no upstream model configured for %s", request.model)
@@ -241,7 +237,7 @@ class GeminiProvider:
 
     def _headers(self) -> dict[str, str]:
         return {
-            "x-goog-api-key": (self.config.api_key or "").strip(),
+            "x-goog-api-key": self.config.api_key or "",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }

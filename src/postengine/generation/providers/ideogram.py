@@ -92,12 +92,8 @@ class IdeogramProvider:
         self._url = config.base_url.rstrip("/") + "/generate"
 
     def problem(self) -> str | None:
-        key = self.config.api_key
-        if not key or not key.strip():
-            return f"{API_KEY_SETTING} is not set"
-        if any(char.isspace() for char in key):
-            # A pasted key with a trailing newline fails as a confusing 401 (or a header error).
-            return f"{API_KEY_SETTING} contains whitespace"
+        if (key_issue := upstream.key_problem(self.config.api_key, API_KEY_SETTING)) is not None:
+            return key_issue
         if self.config.model not in KNOWN_MODELS:
             return (
                 f"{MODEL_SETTING} {self.config.model!r} is not an Ideogram model for /generate "
@@ -155,9 +151,7 @@ class IdeogramProvider:
         return CheckResult(False, f"unexpected HTTP {status} from Ideogram" + (f": {said}" if said else ""))
 
     async def generate(self, request: ImageRequest) -> Image.Image:
-        problem = self.problem()
-        if problem is not None:
-            raise ProviderMisconfigured(f"{self.name}: {problem}")
+        upstream.require_usable(self.name, self.problem())
         body = {
             "image_request": {
                 "prompt": request.prompt,

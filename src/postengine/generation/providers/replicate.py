@@ -106,12 +106,8 @@ class ReplicateProvider:
 
     def problem(self) -> str | None:
         config = self.config
-        token = config.api_token
-        if not token or not token.strip():
-            return f"{TOKEN_SETTING} is not set"
-        if not token.isascii() or any(char.isspace() or not char.isprintable() for char in token):
-            # A pasted token with a trailing newline fails as a confusing 401 (or a header error).
-            return f"{TOKEN_SETTING} contains whitespace or characters that cannot go in a header"
+        if (key_issue := upstream.key_problem(config.api_token, TOKEN_SETTING)) is not None:
+            return key_issue
         if not _MODEL_ID.fullmatch(config.model):
             return f"{MODEL_SETTING} {config.model!r} is not a Replicate model name like 'owner/name'"
         if (problem := upstream.base_url_problem(config.base_url)) is not None:
@@ -132,10 +128,7 @@ class ReplicateProvider:
     # --- generation ------------------------------------------------------------------------------
 
     async def generate(self, request: ImageRequest) -> Image.Image:
-        problem = self.problem()
-        if problem is not None:
-            log.error("replicate is not usable: %s", problem)
-            raise ProviderMisconfigured(problem)
+        upstream.require_usable(self.name, self.problem())
         body = {
             "input": {
                 "prompt": request.prompt,

@@ -168,6 +168,24 @@ def json_or_none(response: httpx.Response) -> Any:
         return None
 
 
+def key_problem(key: str | None, setting: str) -> str | None:
+    """Why a credential cannot be used, or None. A pasted key with a trailing newline would fail
+    as a confusing 401 (or a header error), so it is reported here, naming the setting."""
+    if not key or not key.strip():
+        return f"{setting} is not set"
+    if not key.isascii() or any(char.isspace() or not char.isprintable() for char in key):
+        return f"{setting} has characters that cannot travel in an HTTP header (whitespace, control or non-ASCII)"
+    return None
+
+
+def require_usable(provider: str, problem: str | None) -> None:
+    """At the start of a generation: a provider with a configuration problem fails at once (503),
+    with the operator's log line."""
+    if problem is not None:
+        log.error("%s is not usable: %s", provider, problem)
+        raise ProviderMisconfigured(problem)
+
+
 def base_url_problem(base_url: str) -> str | None:
     """Why a provider's base URL is unsafe, or None. The key travels in a header: https only, except
     to a loopback proxy (tests, sidecars); no credentials, query or fragment in the URL."""

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import anyio
+from sqlalchemy import Connection
 
 from postengine.accounts.connectors import (
     Connector,
@@ -248,7 +249,8 @@ class Publisher:
             )
             return
         now = self._now()
-        recorded = await self.db.run(
+        recorded = await self._record(
+            item,
             lambda conn: queue.record_published(
                 conn,
                 item,
@@ -256,16 +258,20 @@ class Publisher:
                 now=now,
                 platform_post_id=result.platform_post_id,
                 platform_post_url=result.platform_post_url,
-            )
+            ),
         )
-        listcache.invalidate(
-            self.db, listcache.POSTS, item.org_id
-        )  # this process's list pages show it at once
         if recorded:
             report.published += 1
         else:
             report.lost += 1
             log.warning("destination %s: lease lost before recording; its new holder records it", item.id)
+
+    async def _record(self, item: Claimed, write: Callable[[Connection], bool]) -> bool:
+        """One outcome, in its own short transaction (a no-op unless we still hold the lease); this
+        process's `GET /posts` pages show it at once."""
+        recorded = await self.db.run(write)
+        listcache.invalidate(self.db, listcache.POSTS, item.org_id)
+        return recorded
 
     async def _retry(self, item: Claimed, report: CycleReport, error: str, retry_after: float | None) -> None:
         if item.attempts >= self.config.max_attempts:
@@ -273,14 +279,12 @@ class Publisher:
             return
         now = self._now()
         due_at = now + timedelta(seconds=backoff_seconds(self.config, item.attempts, retry_after))
-        recorded = await self.db.run(
+        recorded = await self._record(
+            item,
             lambda conn: queue.record_retry(
                 conn, item, owner=self.worker_id, now=now, due_at=due_at, error=error
-            )
+            ),
         )
-        listcache.invalidate(
-            self.db, listcache.POSTS, item.org_id
-        )  # this process's list pages show it at once
         if recorded:
             report.retrying += 1
             report.errors.append(error)
@@ -289,12 +293,10 @@ class Publisher:
 
     async def _fail(self, item: Claimed, report: CycleReport, error: str) -> None:
         now = self._now()
-        recorded = await self.db.run(
-            lambda conn: queue.record_failed(conn, item, owner=self.worker_id, now=now, error=error[:2000])
+        recorded = await self._record(
+            item,
+            lambda conn: queue.record_failed(conn, item, owner=self.worker_id, now=now, error=error[:2000]),
         )
-        listcache.invalidate(
-            self.db, listcache.POSTS, item.org_id
-        )  # this process's list pages show it at once
         if recorded:
             report.failed += 1
             report.errors.append(error)

@@ -30,7 +30,7 @@ from postengine.generation import service as generation_service
 from postengine.generation.endpoints import router as generation_router
 from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
-from postengine.generation.providers.registry import build_providers, log_checks, report_problems
+from postengine.generation.providers.registry import Providers, build_providers, log_checks, report_problems
 from postengine.kit.clock import Clock, SystemClock
 from postengine.kit.epoch import Epoch
 from postengine.media import service as media_service
@@ -75,6 +75,8 @@ def create_app(
             await _prepare_schema(settings, db)
             _imaging.set_blocks_max(settings.image_block_cache)  # see Settings.image_block_cache
             cpu = CapacityLimiter(max(1, os.cpu_count() or 1))
+            built = None if providers else _providers(settings, http, cpu)
+            chains = providers or (built.chains if built else {})
             ctx = AppContext(
                 settings=settings,
                 db=db,
@@ -84,7 +86,7 @@ def create_app(
                 ),
                 orgs=OrgCache(db, Epoch(settings.epoch_path), settings.quota_cache_seconds),
                 rate_limits=rate_limits or MemoryRateLimitStore(clock),
-                providers=providers or _providers(settings, http, cpu, background),
+                providers=chains,
                 storage=storage or LocalStorage(settings.media_root),
                 cpu=cpu,
                 http=http,
@@ -100,6 +102,9 @@ def create_app(
                     asyncio.create_task(run_publisher(ctx)),  # due destinations → their connectors
                     asyncio.create_task(_every(30.0, lambda: media_service.sweep_abandoned_uploads(ctx))),
                 ]
+                if built is not None:
+                    # Credentials and upstream model ids are checked once, without delaying start-up.
+                    tasks.append(asyncio.create_task(log_checks(built)))
                 if isinstance(ctx.rate_limits, MemoryRateLimitStore):
                     store = ctx.rate_limits
                     tasks.append(asyncio.create_task(_every(60.0, lambda: _sync(store.sweep))))
@@ -148,22 +153,12 @@ def new_http_client() -> httpx.AsyncClient:
     )
 
 
-def _providers(
-    settings: Settings, http: httpx.AsyncClient, cpu: CapacityLimiter, background: bool
-) -> dict[ImageModel, list[ImageProvider]]:
+def _providers(settings: Settings, http: httpx.AsyncClient, cpu: CapacityLimiter) -> Providers:
     built = build_providers(settings, http, cpu)
     for model, names in built.names.items():
         log.info("model %s is served by %s", model, " → ".join(names))
     report_problems(built)
-    if background:
-        # Credentials and upstream model ids are checked once, without delaying start-up.
-        task = asyncio.get_running_loop().create_task(log_checks(built))
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-    return built.chains
-
-
-_BACKGROUND: set[asyncio.Task[None]] = set()
+    return built
 
 
 async def _prepare_schema(settings: Settings, db: Database) -> None:

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 import anyio
 import httpx
 from anyio import CapacityLimiter
+from pydantic import SecretStr
 
 from postengine.config import Settings
 from postengine.generation.models import ImageModel
@@ -169,8 +170,8 @@ def build_providers(
 def _instance(
     name: str, settings: Settings, http: httpx.AsyncClient, cpu: CapacityLimiter, options: UpstreamOptions
 ) -> ImageProvider:
-    def secret(value: object) -> str | None:
-        return None if value is None else value.get_secret_value()  # type: ignore[attr-defined]
+    def secret(value: SecretStr | None) -> str | None:
+        return None if value is None else value.get_secret_value()
 
     if name == "offline":
         return OfflineProvider(cpu)

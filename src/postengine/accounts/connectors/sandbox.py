@@ -11,7 +11,7 @@ first transaction and then violates the primary key, and the row the first one w
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from postengine.accounts.connectors.base import MediaRef, PublishRequest, PublishResult
@@ -36,16 +36,17 @@ class SandboxConnector:
             if existing is not None:
                 return existing
             conn.execute(
-                insert(SandboxOutboxEntry).values(
-                    destination_id=request.destination_id,
-                    account_id=request.account_id,
-                    platform=request.platform,
-                    platform_post_id=new_post_id,
-                    content=request.content,
-                    media=[_media_json(media) for media in request.media],
-                    settings=request.settings,
-                    published_at=now,
-                )
+                _INSERT,
+                {
+                    "destination_id": request.destination_id,
+                    "account_id": request.account_id,
+                    "platform": request.platform,
+                    "platform_post_id": new_post_id,
+                    "content": request.content,
+                    "media": [_media_json(media) for media in request.media],
+                    "settings": request.settings,
+                    "published_at": now,
+                },
             )
             return new_post_id
 
@@ -66,11 +67,15 @@ class SandboxConnector:
 
 def _find(conn: Connection, destination_id: str) -> str | None:
     """The platform post id already recorded for this destination, if any."""
-    query = select(SandboxOutboxEntry.platform_post_id).where(
-        SandboxOutboxEntry.destination_id == destination_id
-    )
-    post_id: str | None = conn.execute(query).scalar_one_or_none()
+    post_id: str | None = conn.execute(_FIND, {"b_destination_id": destination_id}).scalar_one_or_none()
     return post_id
+
+
+# Built once: the publisher runs these for every destination.
+_INSERT = insert(SandboxOutboxEntry)
+_FIND = select(SandboxOutboxEntry.platform_post_id).where(
+    SandboxOutboxEntry.destination_id == bindparam("b_destination_id")
+)
 
 
 def _url(request: PublishRequest, post_id: str) -> str:

@@ -264,6 +264,20 @@ async def test_corrupt_image_fails_at_complete(client: httpx.AsyncClient, make_t
     assert await storage_used(client, tenant.headers) == 0
 
 
+async def test_an_image_pillow_chokes_on_fails_at_complete_not_with_500(
+    client: httpx.AsyncClient, make_tenant
+) -> None:
+    tenant = await make_tenant()
+    data = files.gif_with_empty_frame()  # right signature; Pillow raises ValueError decoding it
+    ticket = await start_upload(client, tenant.headers, data, filename="a.gif", content_type="image/gif")
+    assert_envelope(await put_bytes(client, ticket["upload_url"], data), 200)
+    assert_envelope(await complete(client, tenant.headers, ticket["media_id"]), 400, "invalid_media")
+    media = assert_envelope(
+        await client.get(f"/api/v1/media/{ticket['media_id']}", headers=tenant.headers), 200
+    )
+    assert media["data"]["status"] == "failed"
+
+
 async def test_other_organizations_media_is_not_found(client: httpx.AsyncClient, make_tenant) -> None:
     owner, other = await make_tenant(), await make_tenant(name="Other")
     data = files.png()

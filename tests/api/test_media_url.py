@@ -181,3 +181,26 @@ async def test_other_failures(client: httpx.AsyncClient, make_tenant, upstream: 
         assert_envelope(await client.post(URL, headers=tenant.headers, json=body), 400, "validation_error")
     listed = assert_envelope(await client.get("/api/v1/media", headers=tenant.headers), 200)["data"]
     assert listed["media"] == []
+
+
+async def test_a_storage_failure_leaves_no_bytes_behind(
+    client: httpx.AsyncClient, make_tenant, upstream: Upstream, app, settings, monkeypatch
+) -> None:
+    tenant = await make_tenant()
+    storage = app.state.ctx.storage
+    put = storage.put
+
+    async def put_failing_thumbnails(key: str, data: bytes, content_type: str):
+        if key.endswith("/thumb.webp"):
+            raise OSError("disk full")
+        return await put(key, data, content_type)
+
+    monkeypatch.setattr(storage, "put", put_failing_thumbnails)
+    response = await client.post(
+        URL, headers=tenant.headers, json={"url": "https://images.example.com/photos/launch.png"}
+    )
+    assert_envelope(response, 500, "internal_error")
+    assert [p for p in settings.media_root.rglob("*") if p.is_file()] == []  # the original is gone too
+    listed = assert_envelope(await client.get("/api/v1/media", headers=tenant.headers), 200)["data"]
+    assert listed["media"] == []
+    assert await storage_used(client, tenant.headers) == 0

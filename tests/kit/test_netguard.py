@@ -105,6 +105,7 @@ async def chunks(parts: Iterable[bytes], started: list[bool] | None = None) -> A
         "2a00:1450:4001:80b::200e",
         "::ffff:8.8.8.8",  # IPv4-mapped public
         "2002:808:808::1",  # 6to4 of 8.8.8.8
+        "::ffff:0:808:808",  # IPv4-translated 8.8.8.8
     ],
 )
 def test_public_addresses_are_allowed(address: str) -> None:
@@ -151,6 +152,9 @@ TEREDO_PRIVATE = "2001:0:4136:e378:8000:63bf:f5ff:fffe"
         "2002:7f00:1::1",  # 6to4 of 127.0.0.1
         "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
         TEREDO_PRIVATE,
+        "::ffff:0:7f00:1",  # IPv4-translated (SIIT, RFC 2765) 127.0.0.1
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
+        "fec0::1",  # site-local (deprecated, still routed in some sites)
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:

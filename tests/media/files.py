@@ -2,6 +2,7 @@
 
 import io
 import struct
+import zlib
 
 from PIL import Image
 
@@ -84,3 +85,23 @@ def mp4(width: int = 1920, height: int = 1080, seconds: float = 12.5, moov_last:
     mdat = box(b"mdat", b"\0" * 256)
     head = ftyp(b"isom", b"isom", b"mp41")
     return head + (mdat + moov if moov_last else moov + mdat)
+
+
+def png_with_header(width: int, height: int, ihdr_length: int = 13) -> bytes:
+    """A small PNG whose IHDR claims `width`×`height` (CRC kept valid) and declares `ihdr_length`
+    bytes: a header Pillow reads without decoding any pixel."""
+    data = bytearray(png(8, 8))
+    ihdr = bytearray(data[16:29])  # after the signature (8), IHDR's length (4) and type (4)
+    ihdr[0:8] = struct.pack(">II", width, height)
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
+    data[8:12] = struct.pack(">I", ihdr_length)
+    return bytes(data)
+
+
+def gif_with_empty_frame() -> bytes:
+    """A GIF whose image descriptor is 0 pixels wide: Pillow raises ValueError on it."""
+    data = bytearray(gif(30, 20))
+    descriptor = data.index(b"\x2c")  # image separator
+    data[descriptor + 5 : descriptor + 7] = struct.pack("<H", 0)
+    return bytes(data)

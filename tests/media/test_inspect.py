@@ -1,6 +1,7 @@
 """media.inspect: sniffing, dimensions, thumbnails, HEIF and MP4 boxes; media.uploads signing."""
 
 import io
+import warnings
 
 import pytest
 from PIL import Image
@@ -72,6 +73,34 @@ def test_truncated_image_is_invalid() -> None:
     data = files.png(300, 300)
     with pytest.raises(inspect.InvalidFile, match="PNG"):
         inspect.inspect_image(data[: len(data) // 3], "image/png")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        (files.png_with_header(8, 8, ihdr_length=7), "image/png"),  # Pillow: ValueError, not OSError
+        (files.gif_with_empty_frame(), "image/gif"),  # "tile cannot extend outside image"
+    ],
+    ids=["png-short-ihdr", "gif-empty-frame"],
+)
+def test_malformed_headers_are_invalid_files(data: bytes, content_type: str) -> None:
+    with pytest.raises(inspect.InvalidFile, match="not a readable"):
+        inspect.inspect_image(data, content_type)
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [
+        (10_001, 10_000),  # over MAX_PIXELS, under Pillow's own error threshold
+        (20_000, 10_000),  # over Pillow's DecompressionBombError threshold too
+    ],
+)
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, at open
+def test_too_many_pixels_says_the_limit_and_changes_no_warning_filter(width: int, height: int) -> None:
+    filters = list(warnings.filters)
+    with pytest.raises(inspect.InvalidFile, match="at most 100,000,000 pixels"):
+        inspect.inspect_image(files.png_with_header(width, height), "image/png")
+    assert warnings.filters == filters
 
 
 def test_heif_dimensions_from_the_largest_ispe() -> None:

@@ -2,10 +2,11 @@
 
 - Only the allowed schemes (https by default).
 - The host is resolved once and *every* address it resolves to must be public (`ipaddress.is_global`,
-  not multicast; IPv4-mapped, 6to4 and Teredo IPv6 addresses are judged by the IPv4 inside). This
-  covers loopback, private, link-local (cloud metadata at 169.254.169.254), carrier-grade NAT
-  (100.64/10), unspecified and reserved ranges, and IP literals in any spelling the resolver accepts
-  (decimal `2130706433`, octal `0177.0.0.1`, hex, `::ffff:127.0.0.1`).
+  not multicast, not IPv6 site-local; IPv4-mapped, IPv4-translated, 6to4, Teredo and NAT64 IPv6
+  addresses are judged by the IPv4 inside). This covers loopback, private, link-local (cloud metadata
+  at 169.254.169.254), carrier-grade NAT (100.64/10), unspecified and reserved ranges, and IP
+  literals in any spelling the resolver accepts (decimal `2130706433`, octal `0177.0.0.1`, hex,
+  `::ffff:127.0.0.1`).
 - The connection goes to the address that was checked (the URL's host is replaced by the IP, with the
   original `Host` header and TLS server name), so a second DNS answer cannot swap in a private address
   (DNS rebinding).
@@ -64,14 +65,18 @@ async def system_resolver(host: str, port: int) -> list[str]:
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215, local use: never public
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible (::a.b.c.d)
+# RFC 2765 (SIIT) IPv4-translated addresses, ::ffff:0:a.b.c.d: the IPv4 address is the last 32 bits.
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 
 
 def is_public_address(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
-        if address in _NAT64_LOCAL or address in _IPV4_COMPATIBLE:
+        # Site-local fec0::/10 is deprecated (RFC 3879) but still routed inside some sites, and
+        # `is_global` counts it as global.
+        if address in _NAT64_LOCAL or address in _IPV4_COMPATIBLE or address.is_site_local:
             return False
         embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
-        if embedded is None and address in _NAT64:
+        if embedded is None and (address in _NAT64 or address in _IPV4_TRANSLATED):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public_address(embedded)

@@ -68,9 +68,6 @@ async def upload_from_url(ctx: AppContext, caller: Caller, body: UploadFromUrlRe
     thumb = service.thumbnail_key(media_id) if facts.thumbnail is not None else None
     filename = body.filename or _name_from(fetched.url, media_id, fmt.extension)
     now = to_datetime(ctx.clock.time())
-    await ctx.storage.put(key, data, content_type)
-    if facts.thumbnail is not None and thumb is not None:
-        await ctx.storage.put(thumb, facts.thumbnail, "image/webp")
 
     def record(conn: Connection) -> repository.MediaRow | None:
         repository.insert_media(
@@ -96,7 +93,10 @@ async def upload_from_url(ctx: AppContext, caller: Caller, body: UploadFromUrlRe
             raise StorageLimitExceeded(used=used, limit=limit, size=len(data))  # rolls back
         return repository.get_media(conn, caller.org_id, media_id)
 
-    try:
+    try:  # bytes first, then the row that makes them visible; on any failure, no bytes left behind
+        await ctx.storage.put(key, data, content_type)
+        if facts.thumbnail is not None and thumb is not None:
+            await ctx.storage.put(thumb, facts.thumbnail, "image/webp")
         row = await ctx.db.run(record)
     except BaseException:
         with anyio.CancelScope(shield=True):

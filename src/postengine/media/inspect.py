@@ -10,7 +10,6 @@ of their leading `ftyp` box (HEIF brands from ISO/IEC 23008-12).
 
 import io
 import struct
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,8 +18,10 @@ from postengine.kit.image import encode_webp
 
 SNIFF_BYTES = 64  # enough for every signature and an `ftyp` box's first brands
 THUMBNAIL_LONG_SIDE = 320
-# Pillow refuses (DecompressionBombError) at twice this; no social image needs more.
+# No social image needs more. Checked from the header, before decoding. (Pillow's own guard, at
+# `Image.MAX_IMAGE_PIXELS` ≈ 89.5 M it only warns, and raises DecompressionBombError from twice that.)
 MAX_PIXELS = 100_000_000
+_TOO_MANY_PIXELS = f"at most {MAX_PIXELS:,} pixels are accepted"
 
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
 _HEIF_BRANDS = {b"mif1", b"msf1", b"heif"}
@@ -91,23 +92,24 @@ def inspect_image(data: bytes, content_type: str) -> ImageFacts:
             raise InvalidFile("The file is not a readable HEIF image (no image size in it).")
         return ImageFacts(size[0], size[1], None)
     expected = _PILLOW_FORMATS[content_type]
+    # No `warnings.catch_warnings()` to turn Pillow's DecompressionBombWarning into an error: it swaps
+    # the process-wide filter list and is not thread-safe, and this runs in worker threads.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[expected]) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise InvalidFile(
-                        f"The image is {image.width}×{image.height} pixels; at most {MAX_PIXELS:,} pixels are accepted."
-                    )
-                image.load()
-                oriented = ImageOps.exif_transpose(image)
-                return ImageFacts(oriented.width, oriented.height, make_thumbnail(oriented))
+        with Image.open(io.BytesIO(data), formats=[expected]) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise InvalidFile(f"The image is {image.width}×{image.height} pixels; {_TOO_MANY_PIXELS}.")
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            return ImageFacts(oriented.width, oriented.height, make_thumbnail(oriented))
+    except InvalidFile:  # a ValueError itself: not to be caught below
+        raise
+    except Image.DecompressionBombError:
+        raise InvalidFile(f"The image has too many pixels; {_TOO_MANY_PIXELS}.") from None
     except (
         UnidentifiedImageError,
         OSError,
         SyntaxError,  # Pillow's parsers raise it on some malformed headers
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
+        ValueError,  # and this on others ("Truncated IHDR chunk", "tile cannot extend outside image")
     ) as exc:
         raise InvalidFile(f"The file is not a readable {expected} image ({type(exc).__name__}).") from None
 

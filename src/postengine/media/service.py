@@ -202,7 +202,8 @@ def changed(ctx: AppContext, org_id: str) -> None:
 
 
 async def delete_media(ctx: AppContext, caller: Caller, media_id: str, *, force: bool) -> None:
-    def remove(conn: Connection) -> tuple[str, int, str, str | None] | None:
+    def remove(conn: Connection) -> str | None:
+        """The deleted item's storage key; None if there is no such item."""
         row = repository.lock_media(conn, caller.org_id, media_id)
         if row is None:
             return None
@@ -213,17 +214,22 @@ async def delete_media(ctx: AppContext, caller: Caller, media_id: str, *, force:
         repository.delete_media(conn, caller.org_id, media_id)
         if row.status == MediaStatus.READY:
             repository.release_storage(conn, caller.org_id, row.size)
-        return row.status, row.size, row.storage_key, row.thumbnail_key
+        storage_key: str = row.storage_key
+        return storage_key
 
-    removed = await ctx.db.run(remove)
-    if removed is None:
+    key = await ctx.db.run(remove)
+    if key is None:
         raise _not_found(media_id)
     changed(ctx, caller.org_id)
-    await _delete_bytes(ctx, media_id, removed[2])
+    # Posts that had it lost it with the row (`post_media` cascades): their list pages changed too.
+    listcache.invalidate(ctx.db, listcache.POSTS, caller.org_id)
+    await _delete_bytes(ctx, media_id, key)
 
 
 async def _delete_bytes(ctx: AppContext, media_id: str, key: str) -> None:
-    """After the row is gone: a failure here leaves an orphan file, never a row without bytes."""
+    """After the row is gone: a failure here leaves an orphan file, never a row without bytes.
+    The thumbnail by its conventional key, not the row's: a `complete` that lost the race with the
+    deletion may have written one that the row never recorded."""
     for name in (key, thumbnail_key(media_id)):
         try:
             await ctx.storage.delete(name)

@@ -126,6 +126,8 @@ async def test_misspelled_media_field(client: httpx.AsyncClient, make_tenant, db
         ({"account_ids": [1], "content": "hi", "scheduled_at": "2026-01-01", "scheduled_for": "2027-01-01"}, "body"),
         ({"account_ids": [1]}, "content"),
         ({"account_ids": [1], "content": "hi", "scheduled_at": "tomorrow"}, "scheduled_at"),
+        ({"account_ids": [1], "content": "hi", "scheduled_at": "0001-01-01T00:00:00+14:00"}, "scheduled_at"),
+        ({"account_ids": [1], "content": "hi", "scheduled_for": "9999-12-31T23:59:59-01:00"}, "scheduled_for"),
         ({"account_ids": [1], "content": "hi", "timezone": "Mars/Olympus"}, "timezone"),
         ({"account_ids": [1], "content": "hi", "platform_content": {"myspace": {"content": "x"}}}, "platform_content.myspace.[key]"),
         ({"account_ids": [1], "content": "hi", "draft": "maybe"}, "draft"),

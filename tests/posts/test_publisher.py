@@ -341,3 +341,26 @@ async def test_embedded_loop_publishes_an_immediate_post_promptly(settings, make
             await asyncio.sleep(0.05)
     assert got["status"] == "published"
     assert got["destinations"][0]["platform_post_id"].startswith("sbx_")
+
+
+def test_backoff_bounds_a_platforms_retry_after() -> None:
+    """A Retry-After of years (or not a number) must not overflow the next due time."""
+    config = PublisherConfig(backoff_base_seconds=30, backoff_max_seconds=600)
+    assert backoff_seconds(config, 1, 1e12) == config.max_retry_after_seconds
+    assert 15 <= backoff_seconds(config, 1, float("inf")) <= config.max_retry_after_seconds
+    assert 15 <= backoff_seconds(config, 1, float("nan")) <= 30
+
+
+async def test_a_huge_retry_after_is_recorded_not_a_crash(client: httpx.AsyncClient, make_tenant, db, clock) -> None:
+    tenant = await make_tenant()
+    account = await add_account(db, clock, tenant.org_id)
+
+    def far_future(request: PublishRequest) -> PublishResult:
+        raise TransientPublishError("X asks to come back much later (429).", retry_after=1e12)
+
+    post = await post_now(client, tenant, [account])
+    report = await Publisher(db, clock, ScriptedConnector(tenant.org_id, far_future), BASE).drain()
+    assert report.retrying >= 1
+    dest = (await fetch(client, tenant, post["id"]))["destinations"][0]
+    assert dest["status"] == "queued" and dest["attempts"] == 1
+    assert dest["next_retry_at"] is not None and dest["next_retry_at"] <= at(clock, 86_400.5)

@@ -8,7 +8,8 @@ One cycle (`Publisher.run_once`):
    (attempts > 1: a worker died between the platform's answer and our record), ask the connector
    for the post it made (`find_published`) before sending; then `publish`, with the destination id
    as the idempotency key, bounded by half the lease so that no other worker takes over while a
-   call is still in flight;
+   call is still in flight (a destination that waited for a free slot first renews a lease that
+   would run out during the call, and is not sent once the lease is no longer ours);
 3. record the outcome in one short transaction, conditional on still holding the lease: published
    (platform post id and URL), a transient failure (queued again after an exponential backoff with
    jitter, at least the platform's `retry_after`; failed after `max_attempts`), or a permanent one;
@@ -21,6 +22,7 @@ The loop (`Publisher.run`) repeats cycles while a full batch comes back and othe
 
 import asyncio
 import logging
+import math
 import os
 import random
 import secrets
@@ -73,6 +75,9 @@ class PublisherConfig:
     poll_seconds: float = 1.0
     backoff_base_seconds: float = 30.0
     backoff_max_seconds: float = 3_600.0
+    # A platform's `retry_after` is honoured up to this; beyond it (a Retry-After of years) the
+    # next due time would leave `datetime`'s range and the outcome could not be recorded at all.
+    max_retry_after_seconds: float = 86_400.0
 
     @property
     def publish_timeout(self) -> float:
@@ -85,7 +90,7 @@ class CycleReport:
     published: int = 0
     retrying: int = 0
     failed: int = 0
-    lost: int = 0  # our lease was taken over before we could record; the new holder records it
+    lost: int = 0  # our lease was taken over before we could send or record; the new holder does it
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: "CycleReport") -> None:
@@ -102,11 +107,12 @@ def new_worker_id() -> str:
 
 
 def backoff_seconds(config: PublisherConfig, attempts: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter (half to all of the step), never sooner than `retry_after`."""
+    """Exponential backoff with jitter (half to all of the step), never sooner than `retry_after`
+    (a finite one, capped at `max_retry_after_seconds`)."""
     step: float = min(config.backoff_max_seconds, config.backoff_base_seconds * 2.0 ** max(0, attempts - 1))
     delay = step * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not a secret)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
+    if retry_after is not None and math.isfinite(retry_after):
+        delay = max(delay, min(retry_after, config.max_retry_after_seconds))
     return delay
 
 
@@ -220,6 +226,10 @@ class Publisher:
         if not item.is_active:
             await self._fail(item, report, "The account was disabled before this post was published.")
             return
+        if not await self._hold_lease(item):
+            report.lost += 1
+            log.warning("destination %s: lease lost before sending; its new holder publishes it", item.id)
+            return
         request = self.request_for(item)
         connector = self.connectors.for_account(item.platform, item.is_sandbox)
         try:
@@ -265,6 +275,19 @@ class Publisher:
         else:
             report.lost += 1
             log.warning("destination %s: lease lost before recording; its new holder records it", item.id)
+
+    async def _hold_lease(self, item: Claimed) -> bool:
+        """Whether we still hold the lease for a whole send (`publish_timeout`), renewing it when it
+        would run out first. A destination can wait for a free slot long after the batch was claimed
+        (the batch is larger than `concurrency`); once its lease has run out another worker may hold
+        it, and sending it too would publish it twice."""
+        now = self._now()
+        if item.lease_until - now >= timedelta(seconds=self.config.publish_timeout):
+            return True
+        lease_until = now + timedelta(seconds=self.config.lease_seconds)
+        return await self.db.run(
+            lambda conn: queue.renew_lease(conn, item, owner=self.worker_id, lease_until=lease_until)
+        )
 
     async def _record(self, item: Claimed, write: Callable[[Connection], bool]) -> bool:
         """One outcome, in its own short transaction (a no-op unless we still hold the lease); this

@@ -7,6 +7,10 @@ first, a batch at a time. On PostgreSQL the rows of the destination *and* its po
 request is changing or deleting (which lock the post first) is skipped until that request commits.
 On SQLite `BEGIN IMMEDIATE` serialises the whole claim across processes.
 
+Renew (`renew_lease`): a claimed batch larger than the publisher's concurrency waits for free
+slots, so a destination may start its send late; the publisher renews a lease that would run out
+during the send, and sends nothing when the lease is no longer ours (another worker took it over).
+
 Record (`record_*`): the post row is locked first (the same order as the API's changes), so two
 workers finishing destinations of one post derive its status one after the other from committed
 rows. Every update is conditional on our lease and on no `platform_post_id` being recorded: a worker
@@ -43,6 +47,7 @@ class Claimed:
     account_id: int
     platform: str
     attempts: int  # including this claim: > 1 means an earlier claim may have sent it already
+    lease_until: datetime  # as claimed; `renew_lease` moves it
     account_name: str
     is_sandbox: bool
     is_active: bool
@@ -127,6 +132,7 @@ def claim(conn: Connection, *, owner: str, now: datetime, lease_until: datetime,
             account_id=row.account_id,
             platform=row.platform,
             attempts=row.attempts,
+            lease_until=lease_until,
             account_name=row.account_name,
             is_sandbox=row.is_sandbox,
             is_active=row.is_active,
@@ -163,6 +169,7 @@ _PUBLISHED = (
         updated_at=bindparam("b_now"),
     )
 )
+_RENEW = update(_D).where(*_OURS).values(lease_until=bindparam("b_lease_until"))
 _RETRY = (
     update(_D)
     .where(*_OURS)
@@ -227,6 +234,12 @@ def record_published(
     conn.execute(_ACCOUNT_PUBLISHED, {"b_account_id": claimed.account_id, "b_now": now})
     derive_status(conn, claimed.post_id, now)
     return True
+
+
+def renew_lease(conn: Connection, claimed: Claimed, *, owner: str, lease_until: datetime) -> bool:
+    """Extend our lease; False when it is no longer ours (taken over, or already recorded)."""
+    result = conn.execute(_RENEW, {"b_id": claimed.id, "b_owner": owner, "b_lease_until": lease_until})
+    return result.rowcount == 1
 
 
 def record_retry(

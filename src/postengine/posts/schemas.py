@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from postengine.accounts.repository import MAX_ACCOUNT_ID as MAX_ACCOUNT_ID  # ids are 32-bit integers
 from postengine.accounts.schemas import Platform as Platform  # the one list of platforms
+from postengine.kit.pagination import PageQuery
 
 MAX_ACCOUNTS = 50
 MAX_MEDIA = 20
@@ -41,6 +42,23 @@ class PostSort(StrEnum):
 class SortOrder(StrEnum):
     ASC = "asc"
     DESC = "desc"
+
+
+class PostListQuery(PageQuery):
+    """`GET /posts`'s query (API.md §7.2)."""
+
+    status: str | None = Field(None, description="Comma-separated post statuses.")
+    platform: str | None = Field(None, description="Comma-separated platforms.")
+    account_id: int | None = Field(
+        None, ge=1, le=MAX_ACCOUNT_ID, description="Posts with a destination on this account."
+    )
+    scheduled_after: datetime | None = Field(None, description="ISO 8601; inclusive.")
+    scheduled_before: datetime | None = Field(None, description="ISO 8601; inclusive.")
+    search: str | None = Field(
+        None, max_length=200, pattern=r"^[^\x00]*$", description="Text in the content."
+    )
+    sort: PostSort = PostSort.CREATED_AT
+    order: SortOrder = SortOrder.DESC
 
 
 class PlatformOverride(BaseModel):
@@ -112,9 +130,7 @@ class PostFields(BaseModel):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         # A time without an offset is UTC: `timezone` is display metadata and never moves it.
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else as_utc(value, "scheduled_at")
 
     @field_validator("timezone")
     @classmethod
@@ -136,6 +152,17 @@ class CreatePostRequest(PostFields):
 
 class UpdatePostRequest(PostFields):
     pass
+
+
+def as_utc(value: datetime, field: str) -> datetime:
+    """`value` in UTC (a time without an offset is UTC). ValueError for a time whose offset moves
+    it out of the years 1–9999 (`0001-01-01T00:00:00+01:00`), which `datetime` cannot hold."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{field} must be a time between the years 1 and 9999 in UTC") from None
 
 
 def _without_nul(value: str | None, field: str) -> str | None:

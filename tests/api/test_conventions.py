@@ -95,3 +95,19 @@ async def test_openapi_documents_errors_and_no_422(client: httpx.AsyncClient) ->
     assert "flux-schnell" in str(body["properties"]["model"])
     docs = await client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_openapi_documents_the_list_queries(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path, names in [
+        ("/api/v1/posts", {"status", "platform", "account_id", "scheduled_after", "scheduled_before", "search",
+                           "sort", "order", "limit", "offset"}),
+        ("/api/v1/media", {"type", "source", "status", "limit", "offset"}),
+    ]:
+        parameters = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+        assert set(parameters) == names
+        assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
+        assert parameters["limit"]["schema"]["maximum"] == 100
+        assert parameters["offset"]["schema"]["minimum"] == 0
+    posts = {p["name"]: p for p in schema["paths"]["/api/v1/posts"]["get"]["parameters"]}
+    assert posts["sort"]["schema"]["enum"] == ["created_at", "scheduled_for"]

@@ -87,6 +87,8 @@ async def test_list_filters_and_pagination(client: httpx.AsyncClient, make_tenan
         {"limit": 101},
         {"limit": "ten"},
         {"offset": -1},
+        {"offset": 10**20},  # past every database's integers: was a 500
+        {"limit": ""},
         {"type": "audio"},
         {"source": "camera"},
         {"status": "done"},
@@ -192,3 +194,23 @@ async def test_posts_that_are_done_or_drafts_do_not_block_deletion(
     media = await upload(client, tenant.headers, files.png())
     await _post_using(db, tenant.org_id, media["id"], status, clock)
     assert_envelope(await client.delete(f"/api/v1/media/{media['id']}", headers=tenant.headers), 200)
+
+
+async def test_deleting_media_shows_at_once_in_the_posts_that_had_it(
+    client: httpx.AsyncClient, make_tenant, db, clock
+) -> None:
+    tenant = await make_tenant()
+    media = await upload(client, tenant.headers, files.png())
+    post_id = await _post_using(db, tenant.org_id, media["id"], "draft", clock)
+
+    async def listed_media_ids() -> list[str]:
+        page = assert_envelope(await client.get("/api/v1/posts", headers=tenant.headers), 200)["data"]
+        (post,) = [p for p in page["posts"] if p["id"] == post_id]
+        return list(post["media_ids"])
+
+    assert await listed_media_ids() == [media["id"]]
+    assert_envelope(await client.delete(f"/api/v1/media/{media['id']}", headers=tenant.headers), 200)
+    # The post lost the media with its row: the list says so, as GET /posts/{id} does.
+    one = assert_envelope(await client.get(f"/api/v1/posts/{post_id}", headers=tenant.headers), 200)["data"]
+    assert one["media_ids"] == []
+    assert await listed_media_ids() == []

@@ -54,7 +54,9 @@ async def test_list_filters_sort_and_pagination(client: httpx.AsyncClient, make_
 @pytest.mark.parametrize(
     "query",
     ["status=sent", "platform=myspace", "limit=0", "limit=101", "offset=-1", "sort=title", "order=up",
-     "account_id=abc", "account_id=0", "account_id=99999999999", "search=a%00b", "scheduled_after=yesterday", "search=" + "a" * 201],
+     "account_id=abc", "account_id=0", "account_id=99999999999", "offset=100000000000000000000", "limit=", "search=a%00b", "scheduled_after=yesterday", "search=" + "a" * 201,
+     # an offset that moves the time out of datetime's years 1-9999
+     "scheduled_after=0001-01-01T00:00:00%2B14:00", "scheduled_before=9999-12-31T23:59:59-01:00"],
 )
 async def test_list_bad_queries_are_400(client: httpx.AsyncClient, make_tenant, query: str) -> None:
     tenant = await make_tenant()

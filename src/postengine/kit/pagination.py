@@ -1,13 +1,22 @@
-"""`limit`/`offset` pagination (API.md §1.3): typed query parameters (out of range → 400
-`validation_error` through the app's RequestValidationError handler) and the `pagination` object."""
+"""`limit`/`offset` pagination (API.md §1.3): the query fields every list shares (out of range →
+400 `validation_error`) and the `pagination` object. List endpoints declare their query as a
+subclass of `PageQuery` read through `kit.query.QueryModel`."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1–100).")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+# Far past any real list, and inside every database's integer range (a larger offset was a 500).
+MAX_OFFSET = 2**31 - 1
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page (1–100).")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Items to skip.")
 
 
 def pagination(limit: int, offset: int, total: int) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 from starlette.requests import Request
 
 from postengine.auth.dependencies import ReadCaller, WriteCaller
 from postengine.context import get_ctx
 from postengine.envelope import EnvelopeResponse, ok
 from postengine.kit.body import read_json
-from postengine.kit.pagination import DEFAULT_LIMIT, Limit, Offset
+from postengine.kit.pagination import PageQuery
+from postengine.kit.query import QueryModel
 from postengine.media import fetch, receive, service
 from postengine.media.kinds import MediaSource, MediaStatus, MediaType
 from postengine.media.schemas import (
@@ -26,6 +28,18 @@ from postengine.openapi import body_schema, envelope_of, error_responses
 router = APIRouter(tags=["Media"])
 # The signed upload URL (`PUT`, no API key), outside /api/v1.
 uploads_router = APIRouter(tags=["Media"])
+
+
+class MediaListQuery(PageQuery):
+    """`GET /media`'s query (API.md §5.2)."""
+
+    media_type: MediaType | None = Field(None, alias="type", description="image, video or document")
+    source: MediaSource | None = Field(None, description="upload or ai")
+    status: MediaStatus | None = Field(None, description="uploading, ready or failed")
+
+
+LIST_QUERY = QueryModel(MediaListQuery)
+ListQuery = Annotated[MediaListQuery, Depends(LIST_QUERY)]
 
 
 @router.post(
@@ -77,26 +91,17 @@ async def complete_upload(request: Request, caller: WriteCaller, media_id: str) 
     description="Newest first. Requires the `read` scope.",
     response_model=envelope_of(MediaList),
     responses=error_responses(400, 401, 403, 429),
+    openapi_extra=LIST_QUERY.openapi(),
 )
-async def list_media(
-    request: Request,
-    caller: ReadCaller,
-    media_type: Annotated[
-        MediaType | None, Query(alias="type", description="image, video or document")
-    ] = None,
-    source: Annotated[MediaSource | None, Query(description="upload or ai")] = None,
-    status: Annotated[MediaStatus | None, Query(description="uploading, ready or failed")] = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
-) -> EnvelopeResponse:
+async def list_media(request: Request, caller: ReadCaller, query: ListQuery) -> EnvelopeResponse:
     page = await service.list_media(
         get_ctx(request),
         caller,
-        media_type=media_type,
-        source=source,
-        status=status,
-        limit=limit,
-        offset=offset,
+        media_type=query.media_type,
+        source=query.source,
+        status=query.status,
+        limit=query.limit,
+        offset=query.offset,
     )
     return ok(request, page)
 

@@ -1,10 +1,10 @@
 """`/posts` (API.md §7). Thin: authentication, scope and rate limits (the `posts` windows apply to
 `POST /posts` only, API.md §3), then the body, then `service`."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
@@ -15,30 +15,31 @@ from postengine.context import get_ctx
 from postengine.envelope import EnvelopeResponse, ok
 from postengine.errors import ValidationFailed
 from postengine.kit.body import parse_model, read_json
-from postengine.kit.pagination import DEFAULT_LIMIT, Limit, Offset
+from postengine.kit.query import QueryModel
 from postengine.openapi import body_schema, envelope_of, error_responses
 from postengine.posts import service
 from postengine.posts.repository import PostFilters
 from postengine.posts.schemas import (
-    MAX_ACCOUNT_ID,
     CreatedPost,
     CreatePostRequest,
     DeletedPost,
     Platform,
     PostList,
+    PostListQuery,
     PostObject,
     PostResults,
-    PostSort,
     PostStatus,
     RetryResult,
-    SortOrder,
     UpdatePostRequest,
+    as_utc,
 )
 from postengine.ratelimit.rules import RateLimitScope
 
 router = APIRouter(tags=["Posts"])
 
 PostsWriteCaller = Annotated[Caller, Depends(access(Scope.WRITE, RateLimitScope.POSTS))]
+LIST_QUERY = QueryModel(PostListQuery)
+ListQuery = Annotated[PostListQuery, Depends(LIST_QUERY)]
 M = TypeVar("M", bound=BaseModel)
 E = TypeVar("E", PostStatus, Platform)
 
@@ -72,10 +73,13 @@ def _choices(field: str, value: str | None, kind: type[E]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(field: str, value: datetime | None) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return as_utc(value, field)
+    except ValueError as exc:
+        raise ValidationFailed([{"field": field, "message": str(exc)}]) from None
 
 
 @router.post(
@@ -98,36 +102,21 @@ async def create_post(request: Request, caller: PostsWriteCaller) -> EnvelopeRes
     summary="List posts",
     response_model=envelope_of(PostList),
     responses=error_responses(400, 401, 403, 429),
+    openapi_extra=LIST_QUERY.openapi(),
 )
-async def list_posts(
-    request: Request,
-    caller: ReadCaller,
-    status: Annotated[str | None, Query(description="Comma-separated post statuses.")] = None,
-    platform: Annotated[str | None, Query(description="Comma-separated platforms.")] = None,
-    account_id: Annotated[
-        int | None, Query(ge=1, le=MAX_ACCOUNT_ID, description="Posts with a destination on this account.")
-    ] = None,
-    scheduled_after: Annotated[datetime | None, Query(description="ISO 8601; inclusive.")] = None,
-    scheduled_before: Annotated[datetime | None, Query(description="ISO 8601; inclusive.")] = None,
-    search: Annotated[
-        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Text in the content.")
-    ] = None,
-    sort: PostSort = PostSort.CREATED_AT,
-    order: SortOrder = SortOrder.DESC,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
-) -> EnvelopeResponse:
+async def list_posts(request: Request, caller: ReadCaller, query: ListQuery) -> EnvelopeResponse:
     filters = PostFilters(
-        statuses=_choices("status", status, PostStatus),
-        platforms=_choices("platform", platform, Platform),
-        account_id=account_id,
-        scheduled_after=_utc(scheduled_after),
-        scheduled_before=_utc(scheduled_before),
-        search=search or None,
-        sort=sort,
-        order=order,
+        statuses=_choices("status", query.status, PostStatus),
+        platforms=_choices("platform", query.platform, Platform),
+        account_id=query.account_id,
+        scheduled_after=_utc("scheduled_after", query.scheduled_after),
+        scheduled_before=_utc("scheduled_before", query.scheduled_before),
+        search=query.search or None,
+        sort=query.sort,
+        order=query.order,
     )
-    return ok(request, await service.list_posts(get_ctx(request), caller, filters, limit, offset))
+    page = await service.list_posts(get_ctx(request), caller, filters, query.limit, query.offset)
+    return ok(request, page)
 
 
 @router.get(

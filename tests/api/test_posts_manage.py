@@ -23,7 +23,7 @@ async def test_list_filters_sort_and_pagination(client: httpx.AsyncClient, make_
     clock.advance(1)
     b = await create(client, tenant, content="summer news", account_ids=[li], scheduled_at=at(clock, 3600))
     clock.advance(1)
-    c = await create(client, tenant, content="a draft", draft=True)
+    c = await create(client, tenant, content="a draft for the CAFÉ ÉTÉ", draft=True)
 
     async def ids(query: str) -> list[str]:
         body = assert_envelope(await client.get(f"{POSTS}?{query}", headers=tenant.headers), 200)
@@ -38,6 +38,7 @@ async def test_list_filters_sort_and_pagination(client: httpx.AsyncClient, make_
     assert await ids("platform=x,linkedin") == [b["id"], a["id"]]
     assert await ids(f"account_id={x}") == [a["id"]]
     assert await ids("search=sale") == [a["id"]]
+    assert await ids("search=caf%C3%A9%20%C3%A9t%C3%A9") == [c["id"]]  # not only ASCII folds (SQLite too)
     assert await ids("search=100%25") == [a["id"]]  # % is a character, not a wildcard
     assert await ids("search=%25") == [a["id"]]
     assert await ids("search=_") == []

@@ -493,6 +493,25 @@ async def test_a_lying_small_content_length_does_not_lift_the_cap() -> None:
 # ---------------------------------------------------------------- fetch: redirects
 
 
+async def test_callers_headers_go_to_the_same_origin_only() -> None:
+    resolver = FakeResolver({"cdn.example.com": [PUBLIC], "images.example.net": [PUBLIC_2]})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/a.png":
+            return redirect("/b.png")
+        if request.url.path == "/b.png":
+            return redirect("https://images.example.net/c.png")
+        return httpx.Response(200, content=b"final", headers={"content-type": "image/webp"})
+
+    client, recorder = client_for(handler)
+    async with client:
+        await fetch(
+            client, "https://cdn.example.com/a.png", max_bytes=100, timeout=5, resolver=resolver,
+            headers={"Authorization": f"Bearer {SECRET}"},
+        )
+    assert [r.headers.get("authorization") for r in recorder.requests] == [f"Bearer {SECRET}"] * 2 + [None]
+
+
 async def test_redirects_are_followed_and_each_hop_is_resolved_and_checked() -> None:
     resolver = FakeResolver({"cdn.example.com": [PUBLIC], "images.example.net": [PUBLIC_2]})
 

@@ -364,3 +364,42 @@ async def test_a_huge_retry_after_is_recorded_not_a_crash(client: httpx.AsyncCli
     dest = (await fetch(client, tenant, post["id"]))["destinations"][0]
     assert dest["status"] == "queued" and dest["attempts"] == 1
     assert dest["next_retry_at"] is not None and dest["next_retry_at"] <= at(clock, 86_400.5)
+
+
+async def test_a_retried_destination_is_looked_up_before_it_is_sent_again(
+    client: httpx.AsyncClient, make_tenant, db, clock
+) -> None:
+    """`POST /posts/{id}/retry` gives a fresh budget of attempts, but the platform may have posted
+    during the attempt that failed (a timeout after it accepted): the retry asks first."""
+    tenant = await make_tenant()
+    account = await add_account(db, clock, tenant.org_id)
+    post = await post_now(client, tenant, [account])
+
+    def refuse(request: PublishRequest) -> PublishResult:
+        raise PermanentPublishError("X timed out after accepting the post.")
+
+    connector = ScriptedConnector(tenant.org_id, refuse)
+    await Publisher(db, clock, connector, BASE).drain()
+    assert (await fetch(client, tenant, post["id"]))["status"] == "failed"
+    assert connector.looked_up == []  # a first claim sends without asking
+
+    retry = await client.post(f"{POSTS}/{post['id']}/retry", headers=tenant.headers)
+    assert assert_envelope(retry, 200)["data"]["retried_count"] == 1
+    connector.script = lambda request: PublishResult("x-2")
+    await Publisher(db, clock, connector, BASE).drain()
+    got = await fetch(client, tenant, post["id"])
+    assert got["status"] == "published" and got["destinations"][0]["attempts"] == 1
+    assert [r.destination_id for r in connector.looked_up] == [got["destinations"][0]["id"]]
+
+
+async def test_a_long_platform_post_id_and_url_are_recorded(client: httpx.AsyncClient, make_tenant, db, clock) -> None:
+    tenant = await make_tenant()
+    account = await add_account(db, clock, tenant.org_id)
+    post = await post_now(client, tenant, [account])
+    long_id, long_url = "9" * 400, "https://x.example/" + "a" * 1500
+    connector = ScriptedConnector(tenant.org_id, lambda request: PublishResult(long_id, long_url))
+    await Publisher(db, clock, connector, BASE).drain()
+    destination = (await fetch(client, tenant, post["id"]))["destinations"][0]
+    assert (destination["status"], destination["platform_post_id"], destination["platform_post_url"]) == (
+        "published", long_id, long_url
+    )

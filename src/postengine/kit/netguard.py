@@ -155,6 +155,10 @@ async def fetch(
         raise FetchRefused(f"invalid URL: {exc}") from None
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
 async def _fetch(
     client: httpx.AsyncClient,
     url: httpx.URL,
@@ -179,7 +183,10 @@ async def _fetch(
             raise FetchFailed(f"fetching {redact(url)} failed: {type(exc).__name__}") from None
         try:
             if response.status_code in _REDIRECTS and "location" in response.headers:
-                url = url.join(response.headers["location"])
+                target = url.join(response.headers["location"])
+                if _origin(target) != _origin(url):
+                    headers = None  # the caller's headers (credentials, perhaps) stay with its origin
+                url = target
                 continue
             if response.status_code != 200:
                 raise FetchFailed(

@@ -9,7 +9,7 @@ from postengine.models.base import Base, UTCDateTime
 class PostDestination(Base):
     """One (post, account) pair, published on its own (API.md §7.4).
 
-    `status`: `queued` → `published` | `failed` (or `cancelled` when its post is deleted).
+    `status`: `queued` → `published` | `failed`; deleting a post deletes its destinations.
     The publisher claims a due destination by setting `lease_owner`/`lease_until`; an expired lease
     (the worker died) makes it claimable again. A destination with a `platform_post_id` is never
     sent again."""
@@ -29,12 +29,13 @@ class PostDestination(Base):
     status: Mapped[str] = mapped_column(String(12))
     # When it may be published: the post's time, or the next retry. None while the post is a draft.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # the retry budget; 0 again on retry
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # ever; never reset
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
-    platform_post_id: Mapped[str | None] = mapped_column(String(200), default=None)
-    platform_post_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    platform_post_id: Mapped[str | None] = mapped_column(Text, default=None)
+    platform_post_url: Mapped[str | None] = mapped_column(Text, default=None)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

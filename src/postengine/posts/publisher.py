@@ -5,7 +5,8 @@ One cycle (`Publisher.run_once`):
 1. claim a batch of due destinations in one short transaction (`queue.claim`: lease + attempts + 1,
    the post goes from `scheduled` to `publishing`);
 2. outside any transaction, per destination: when an earlier claim may already have sent it
-   (attempts > 1: a worker died between the platform's answer and our record), ask the connector
+   (claims > 1: a worker died between the platform's answer and our record, or the send timed out,
+   or a failed destination was retried; `claims` is never reset), ask the connector
    for the post it made (`find_published`) before sending; then `publish`, with the destination id
    as the idempotency key, bounded by half the lease so that no other worker takes over while a
    call is still in flight (a destination that waited for a free slot first renews a lease that
@@ -235,7 +236,7 @@ class Publisher:
         try:
             with anyio.fail_after(self.config.publish_timeout):
                 result: PublishResult | None = None
-                if item.attempts > 1:
+                if item.claims > 1:
                     result = await connector.find_published(request)
                 if result is None:
                     result = await connector.publish(request)

@@ -46,7 +46,8 @@ class Claimed:
     org_id: str
     account_id: int
     platform: str
-    attempts: int  # including this claim: > 1 means an earlier claim may have sent it already
+    attempts: int  # of the current budget, including this claim
+    claims: int  # ever, including this one: > 1 means an earlier claim may have sent it already
     lease_until: datetime  # as claimed; `renew_lease` moves it
     account_name: str
     is_sandbox: bool
@@ -79,7 +80,13 @@ def claim(conn: Connection, *, owner: str, now: datetime, lease_until: datetime,
     conn.execute(
         update(D)
         .where(D.id.in_(ids))
-        .values(lease_owner=owner, lease_until=lease_until, attempts=D.attempts + 1, updated_at=now)
+        .values(
+            lease_owner=owner,
+            lease_until=lease_until,
+            attempts=D.attempts + 1,
+            claims=D.claims + 1,
+            updated_at=now,
+        )
     )
     conn.execute(
         update(Post)
@@ -113,6 +120,7 @@ def claim(conn: Connection, *, owner: str, now: datetime, lease_until: datetime,
             D.account_id,
             D.platform,
             D.attempts,
+            D.claims,
             SocialAccount.account_name,
             SocialAccount.is_sandbox,
             SocialAccount.is_active,
@@ -132,6 +140,7 @@ def claim(conn: Connection, *, owner: str, now: datetime, lease_until: datetime,
             account_id=row.account_id,
             platform=row.platform,
             attempts=row.attempts,
+            claims=row.claims,
             lease_until=lease_until,
             account_name=row.account_name,
             is_sandbox=row.is_sandbox,

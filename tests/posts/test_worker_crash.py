@@ -1,19 +1,23 @@
 """`postengine worker` as a real process: killed with SIGKILL while it publishes, then another
 worker takes over after the lease expires; every destination ends up published exactly once, with
-the platform post id that the sandbox recorded. And SIGTERM stops a worker gracefully."""
+the platform post id that the sandbox recorded. And SIGTERM stops a worker gracefully. On SQLite
+and on PostgreSQL (a database of its own per test: the counts are over whole tables)."""
 
 import asyncio
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from postengine import migrate
 from postengine.credits.plans import Plan
@@ -21,24 +25,64 @@ from postengine.db import Database
 from postengine.kit.clock import utcnow
 from postengine.models import Post, PostDestination, SocialAccount
 from postengine.orgs import service as orgs
+from tests.conftest import fresh_pg_database
 
 POSTS, ACCOUNTS = 25, 16  # 400 destinations
 EXE = str(Path(sys.executable).with_name("postengine"))
 
 
-def worker_env(tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        (tmp_path / "data").mkdir(exist_ok=True)
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}"
+    else:
+        with fresh_pg_database() as url:
+            yield url
+
+
+def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
     return {
         **os.environ,
         "PE_DATA_DIR": str(tmp_path / "data"),
-        "PE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}",
+        "PE_DATABASE_URL": database_url,
         "PE_STORAGE_URL": f"file://{tmp_path / 'data' / 'media'}",
         "PE_LOG_LEVEL": "warning",
     }
 
 
-async def seed(tmp_path: Path) -> list[str]:
+class Probe:
+    """Synchronous reads of the workers' database from the test, on an event loop of its own."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.engine = create_async_engine(url)
+
+    def rows(self, sql: str) -> list[Any]:
+        async def run() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(text(sql))).all())
+
+        return self.loop.run_until_complete(run())
+
+    def scalar(self, sql: str) -> Any:
+        return self.rows(sql)[0][0]
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.engine.dispose())
+        self.loop.close()
+
+
+@pytest.fixture
+def probe(database_url: str) -> Iterator[Probe]:
+    probe = Probe(database_url)
+    yield probe
+    probe.close()
+
+
+async def seed(database_url: str) -> list[str]:
     """An organisation with sandbox accounts and posts whose destinations are all due now."""
-    db = Database(worker_env(tmp_path)["PE_DATABASE_URL"])
+    db = Database(database_url)
     try:
         await migrate.upgrade(db)
         now = utcnow()
@@ -79,25 +123,18 @@ async def seed(tmp_path: Path) -> list[str]:
         await db.dispose()
 
 
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "postengine.db"
-
-
-def outbox_count(tmp_path: Path) -> int:
-    with sqlite3.connect(db_path(tmp_path), timeout=10) as conn:
-        return int(conn.execute("SELECT count(*) FROM sandbox_outbox").fetchone()[0])
-
-
-def test_sigkill_mid_publish_then_takeover_publishes_each_destination_once(tmp_path: Path) -> None:
-    dest_ids = asyncio.run(seed(tmp_path))
-    env = worker_env(tmp_path)
+def test_sigkill_mid_publish_then_takeover_publishes_each_destination_once(
+    tmp_path: Path, database_url: str, probe: Probe
+) -> None:
+    dest_ids = asyncio.run(seed(database_url))
+    env = worker_env(tmp_path, database_url)
     victim = subprocess.Popen(
         [EXE, "worker", "--lease-seconds", "2", "--batch-size", "10", "--concurrency", "4", "--poll-seconds", "0.1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 60
-        while outbox_count(tmp_path) < 40:  # let it get going, then kill it without warning
+        while probe.scalar("SELECT count(*) FROM sandbox_outbox") < 40:  # let it get going, then kill it without warning
             assert victim.poll() is None, victim.stderr.read().decode() if victim.stderr else ""
             assert time.monotonic() < deadline, "the worker published nothing within 60 s"
             time.sleep(0.005)
@@ -107,11 +144,10 @@ def test_sigkill_mid_publish_then_takeover_publishes_each_destination_once(tmp_p
         if victim.poll() is None:
             victim.kill()
             victim.wait()
-    with sqlite3.connect(db_path(tmp_path)) as conn:
-        published_at_kill = conn.execute("SELECT count(*) FROM post_destinations WHERE status = 'published'").fetchone()[0]
-        leased_at_kill = conn.execute(
-            "SELECT count(*) FROM post_destinations WHERE status = 'queued' AND lease_owner IS NOT NULL"
-        ).fetchone()[0]
+    published_at_kill = probe.scalar("SELECT count(*) FROM post_destinations WHERE status = 'published'")
+    leased_at_kill = probe.scalar(
+        "SELECT count(*) FROM post_destinations WHERE status = 'queued' AND lease_owner IS NOT NULL"
+    )
     assert published_at_kill < len(dest_ids), "the worker finished before it was killed"
 
     time.sleep(2.2)  # the dead worker's leases expire (unavoidable: a real process on the real clock)
@@ -123,13 +159,12 @@ def test_sigkill_mid_publish_then_takeover_publishes_each_destination_once(tmp_p
     assert summary["published"] == len(dest_ids) - published_at_kill
     assert summary["failed"] == 0
 
-    with sqlite3.connect(db_path(tmp_path)) as conn:
-        rows = conn.execute(
-            "SELECT d.id, d.status, d.platform_post_id, o.platform_post_id, d.attempts FROM post_destinations d "
-            "LEFT JOIN sandbox_outbox o ON o.destination_id = d.id"
-        ).fetchall()
-        outbox_rows = conn.execute("SELECT count(*), count(DISTINCT destination_id) FROM sandbox_outbox").fetchone()
-        statuses = {row[0] for row in conn.execute("SELECT status FROM posts")}
+    rows = probe.rows(
+        "SELECT d.id, d.status, d.platform_post_id, o.platform_post_id, d.attempts FROM post_destinations d "
+        "LEFT JOIN sandbox_outbox o ON o.destination_id = d.id"
+    )
+    outbox_rows = tuple(probe.rows("SELECT count(*), count(DISTINCT destination_id) FROM sandbox_outbox")[0])
+    statuses = {row[0] for row in probe.rows("SELECT status FROM posts")}
     assert len(rows) == len(dest_ids)
     assert outbox_rows == (len(dest_ids), len(dest_ids))  # one outbox row per destination, never two
     for dest_id, status, recorded, sent, _attempts in rows:
@@ -140,20 +175,19 @@ def test_sigkill_mid_publish_then_takeover_publishes_each_destination_once(tmp_p
     assert reclaimed >= leased_at_kill
 
 
-def test_sigterm_stops_a_worker_gracefully(tmp_path: Path) -> None:
-    asyncio.run(seed(tmp_path))
+def test_sigterm_stops_a_worker_gracefully(tmp_path: Path, database_url: str, probe: Probe) -> None:
+    asyncio.run(seed(database_url))
     proc = subprocess.Popen(
         [EXE, "worker", "--batch-size", "5", "--concurrency", "2"],
-        env=worker_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=worker_env(tmp_path, database_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
-    while outbox_count(tmp_path) < 10:
+    while probe.scalar("SELECT count(*) FROM sandbox_outbox") < 10:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "worker stopped: published" in out
-    with sqlite3.connect(db_path(tmp_path)) as conn:
-        # Whatever it claimed, it recorded before exiting: no lease is left behind.
-        assert conn.execute("SELECT count(*) FROM post_destinations WHERE lease_owner IS NOT NULL").fetchone()[0] == 0
+    # Whatever it claimed, it recorded before exiting: no lease is left behind.
+    assert probe.scalar("SELECT count(*) FROM post_destinations WHERE lease_owner IS NOT NULL") == 0

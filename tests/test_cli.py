@@ -95,6 +95,13 @@ def test_demo_with_the_public_key_refuses_a_public_interface(cli) -> None:
     assert "PE_DEMO_KEY" in result.output
 
 
+def test_serve_with_several_processes_needs_redis(cli, monkeypatch) -> None:
+    monkeypatch.delenv("PE_REDIS_URL", raising=False)
+    result = cli("serve", "--workers", "2", ok=False)
+    assert result.exit_code == 1
+    assert "PE_REDIS_URL" in result.output and "--workers 2" in result.output
+
+
 def test_serve_refuses_a_postgresql_schema_that_is_behind(cli, monkeypatch, pg_database: str) -> None:
     import asyncio
     import secrets

@@ -69,7 +69,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         http = new_http_client()
         try:
             await _prepare_schema(settings, db)
@@ -98,7 +102,12 @@ def create_app(
                 await generation_service.sweep_expired(ctx)
                 tasks = [
                     asyncio.create_task(_every(5.0, ctx.authenticator.flush_last_used)),
-                    asyncio.create_task(_every(30.0, lambda: generation_service.sweep_expired(ctx))),
+                    asyncio.create_task(
+                        _every(
+                            generation_service.sweep_interval(settings),
+                            lambda: generation_service.sweep_expired(ctx),
+                        )
+                    ),
                     asyncio.create_task(run_publisher(ctx)),  # due destinations → their connectors
                     asyncio.create_task(_every(30.0, lambda: media_service.sweep_abandoned_uploads(ctx))),
                 ]

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str = "sqlite+aiosqlite:///./data/postengine.db"
+    # PostgreSQL connections per process: the pool, and how many more it may open under load. Every
+    # process (API and worker) has its own: keep processes × (size + overflow) under the server's
+    # max_connections (100 by default). A request waits up to 30 s for a free connection.
+    database_pool_size: int = Field(5, ge=1, le=200)
+    database_max_overflow: int = Field(10, ge=0, le=200)
     redis_url: str | None = None
     storage_url: str = "file://./data/media"
     public_media_url: str | None = None  # default: http://{host}:{port}/cdn

@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._sync_writer: Engine | None = None
@@ -59,7 +59,9 @@ class Database:
             self._writer_slot = CapacityLimiter(1)
             self._reader_slots = CapacityLimiter(4)
         else:
-            self.write_engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            self.write_engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+            )
             self.read_engine = self.write_engine
         self._write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)

@@ -80,8 +80,9 @@ def probe(database_url: str) -> Iterator[Probe]:
     probe.close()
 
 
-async def seed(database_url: str) -> list[str]:
-    """An organisation with sandbox accounts and posts whose destinations are all due now."""
+async def seed(database_url: str, posts: int = POSTS, accounts: int = ACCOUNTS) -> list[str]:
+    """An organisation with `accounts` sandbox accounts and `posts` posts to all of them, every
+    destination due now (posts × accounts destinations)."""
     db = Database(database_url)
     try:
         await migrate.upgrade(db)
@@ -92,7 +93,7 @@ async def seed(database_url: str) -> list[str]:
 
         def write(conn) -> list[str]:
             account_ids = []
-            for i in range(ACCOUNTS):
+            for i in range(accounts):
                 result = conn.execute(
                     insert(SocialAccount).values(
                         org_id=org_id, platform="x", account_name=f"@a{i}", display_name=f"a{i}",
@@ -101,7 +102,7 @@ async def seed(database_url: str) -> list[str]:
                 )
                 account_ids.append(result.inserted_primary_key[0])
             destinations = []
-            for p in range(POSTS):
+            for p in range(posts):
                 post_id = str(uuid.uuid4())
                 conn.execute(
                     insert(Post).values(

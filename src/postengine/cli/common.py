@@ -39,7 +39,11 @@ def run_job(job: Callable[[Settings, Database], Coroutine[Any, Any, T]], *, upgr
     settings = load_settings()
 
     async def main() -> T:
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         try:
             if upgrade and settings.is_sqlite:
                 await migrate.upgrade(db)

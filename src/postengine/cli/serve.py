@@ -65,6 +65,14 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Create (once) and print a demo organization and key.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes sharing the port. More than one needs PE_REDIS_URL, so that rate "
+            "limits are shared by every process.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP server (embedded mode: applies pending migrations on start)."""
     import uvicorn
@@ -73,6 +81,11 @@ def serve(
     from postengine.logs import configure_logging
 
     settings = load_settings(host=host, port=port)
+    if workers > 1 and not settings.redis_url:
+        fail(
+            f"--workers {workers} needs PE_REDIS_URL: each process would keep rate limits of its own, "
+            "and every limit would be multiplied by the number of processes"
+        )
     try:
         chain_names(settings)
     except ProviderConfigError as exc:
@@ -106,8 +119,26 @@ def serve(
             fail(
                 f"the database schema is behind ({len(missing)} pending migrations); run `postengine db upgrade`"
             )
+    elif workers > 1:
+
+        async def upgrade_once(settings: Settings, db: Database) -> None:
+            """`run_job` applies SQLite's pending migrations: once here, not in N processes at once."""
+
+        run_job(upgrade_once)
     as_json = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
     configure_logging(json=as_json, level=settings.log_level)
+    if workers > 1:
+        # Each process builds its app from the environment (`postengine.asgi`), as configured here.
+        os.environ.update(PE_HOST=host, PE_PORT=str(port), PE_LOG_JSON="true" if as_json else "false")
+        uvicorn.run(
+            "postengine.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+        )
+        return
     app = create_app(settings)
     # Everything loaded so far (modules, models, compiled statements) lives as long as the process:
     # keep it out of the cyclic collector, so that full collections stay short.

@@ -18,6 +18,7 @@ from PIL import Image
 from sqlalchemy import Connection
 
 from postengine.auth.authenticator import Caller
+from postengine.config import Settings
 from postengine.context import AppContext
 from postengine.credits import service as credits
 from postengine.errors import GenerationFailed, PromptBlocked, ProviderUnavailable
@@ -311,8 +312,19 @@ async def refund_generation(
     return balance
 
 
-async def sweep_expired(ctx: AppContext, grace_seconds: float = 30.0) -> int:
-    """Refund generations stuck in `reserved` past their deadline (the process died mid-way)."""
+def sweep_interval(settings: Settings) -> float:
+    """How often the sweeper looks: every 30 s, or every deadline when that is shorter."""
+    return min(30.0, settings.generation_deadline_seconds)
+
+
+async def sweep_expired(ctx: AppContext, grace_seconds: float | None = None) -> int:
+    """Refund generations stuck in `reserved` past their deadline (the process died mid-way).
+
+    A live process settles its own generation at the deadline at the latest; the grace (a quarter of
+    the deadline, at most 30 s) leaves it time to write that down before the sweeper steps in. Either
+    way the refund is conditional on the generation still being `reserved`, so it happens once."""
+    if grace_seconds is None:
+        grace_seconds = min(30.0, ctx.settings.generation_deadline_seconds / 4)
     cutoff = to_datetime(ctx.clock.time() - grace_seconds)
     stuck = await ctx.db.run_read(lambda conn: repository.expired_reservations(conn, cutoff))
     refunded = 0

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import redis.asyncio
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -31,8 +32,9 @@ from postengine.generation.endpoints import router as generation_router
 from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
 from postengine.generation.providers.registry import Providers, build_providers, log_checks, report_problems
+from postengine.kit import listcache
 from postengine.kit.clock import Clock, SystemClock
-from postengine.kit.epoch import Epoch
+from postengine.kit.epoch import REMOTE_KEY, Epoch, follow_remote
 from postengine.media import service as media_service
 from postengine.media.cdn import router as cdn_router
 from postengine.media.endpoints import router as media_router
@@ -75,6 +77,11 @@ def create_app(
             max_overflow=settings.database_max_overflow,
         )
         http = new_http_client()
+        shared = (
+            redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            if settings.redis_url
+            else None
+        )
         try:
             await _prepare_schema(settings, db)
             _imaging.set_blocks_max(settings.image_block_cache)  # see Settings.image_block_cache
@@ -117,6 +124,12 @@ def create_app(
                 if isinstance(ctx.rate_limits, MemoryRateLimitStore):
                     store = ctx.rate_limits
                     tasks.append(asyncio.create_task(_every(60.0, lambda: _sync(store.sweep))))
+            if shared is not None:
+                # Several processes: no list cache (read-your-writes across processes), and key or
+                # credit changes made on any machine reach this process's caches through Redis.
+                listcache.disable(db)
+                epoch_key = settings.redis_prefix + REMOTE_KEY
+                tasks.append(asyncio.create_task(follow_remote(settings.epoch_path, shared, epoch_key)))
             try:
                 yield
             finally:
@@ -126,6 +139,8 @@ def create_app(
                 await ctx.authenticator.flush_last_used()
         finally:
             await http.aclose()
+            if shared is not None:
+                await shared.aclose()
             await db.dispose()
 
     app = FastAPI(

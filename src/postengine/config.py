@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(5, ge=1, le=200)
     database_max_overflow: int = Field(10, ge=0, le=200)
     redis_url: str | None = None
+    redis_prefix: str = "pe:"  # every Redis key of this deployment starts with it
     storage_url: str = "file://./data/media"
     public_media_url: str | None = None  # default: http://{host}:{port}/cdn
     secret_key: SecretStr | None = None  # default: generated into {data_dir}/secret on first use

@@ -71,7 +71,7 @@ async def test_revocation_is_immediate_despite_cache(
     assert (await client.get("/api/v1/me", headers=tenant.headers)).status_code == 200  # now cached
     async with db.write() as session:
         await key_service.revoke_key(session, tenant.key_id, to_datetime(clock.time()))
-    bump_epoch(settings.epoch_path)  # what the CLI does after every key change
+    bump_epoch(settings)  # what the CLI does after every key change
     assert_envelope(await client.get("/api/v1/me", headers=tenant.headers), 401, "unauthorized")
 
 
@@ -151,7 +151,7 @@ async def test_me_quota_follows_generations_and_grants(
     assert await ai_credits() == {"used": 5, "limit": 500, "bonus": 0, "remaining": 495}
     # What `postengine credits grant` does, from another process:
     await db.run(lambda conn: credits.grant_pack(conn, org_id=tenant.org_id, amount=40, now=to_datetime(clock.time())))
-    bump_epoch(settings.epoch_path)
+    bump_epoch(settings)
     assert await ai_credits() == {"used": 5, "limit": 500, "bonus": 40, "remaining": 535}
 
 

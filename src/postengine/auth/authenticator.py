@@ -2,23 +2,28 @@
 
 Lookups are cached by keyed hash for `ttl` seconds. Revocation is still immediate: every command
 that changes keys replaces the *auth epoch* file next to the database, and each authentication
-compares that file's identity (one `stat`, about a microsecond) with the one the cache was built
-under; when it differs the cache is dropped. The CLI on another machine than the server (possible
-only with PostgreSQL) does not reach that file; there the cache TTL bounds how long a revoked key
-keeps working, until a shared store carries the epoch (scale-out issue).
+compares that file's identity (a `stat` at most every 50 ms) with the one the cache was built
+under; when it differs the cache is dropped. With Redis the same commands also increment a counter
+there, which every server process follows (`kit.epoch.follow_remote`), so servers on other machines
+drop their caches too. Without Redis, a CLI on another machine than the server (possible only with
+PostgreSQL) does not reach the file; there the cache TTL bounds how long a revoked key keeps working.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from postengine.auth import keys
 from postengine.auth.scopes import Scope, parse_scopes
+from postengine.config import Settings
 from postengine.db import Database
 from postengine.errors import Unauthorized
 from postengine.kit.clock import Clock, to_datetime
 from postengine.kit.crypto import same
-from postengine.kit.epoch import Epoch, EpochCache
+from postengine.kit.epoch import REMOTE_KEY, Epoch, EpochCache, bump_remote
+
+log = logging.getLogger("postengine.auth")
 
 MISSING_KEY = "Missing API key. Send it as: Authorization: Bearer pe_live_…"
 INVALID_KEY = "Invalid or expired API key"
@@ -35,9 +40,24 @@ class Caller:
     expires_at: datetime | None
 
 
-def bump_epoch(path: Path) -> None:
-    """Tell every server sharing this data directory that keys, organisations or credits changed."""
-    Epoch(path).bump()
+def bump_epoch(settings: Settings) -> None:
+    """Tell every server that keys, organisations or credits changed: those sharing this data
+    directory through the epoch file, and with Redis every server of the deployment."""
+    Epoch(settings.epoch_path).bump()
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            bump_remote(client, settings.redis_prefix + REMOTE_KEY)
+        except redis.RedisError as exc:
+            log.warning(
+                "could not tell the other servers through Redis (%s): they see the change within %g s",
+                type(exc).__name__,
+                settings.auth_cache_seconds,
+            )
+        finally:
+            client.close()
 
 
 class Authenticator:

@@ -74,7 +74,7 @@ def accounts_connect(
             sandbox=sandbox,
             now=utcnow(),
         )
-        bump_epoch(settings.epoch_path)  # running servers drop their counts (GET /me accounts.used)
+        bump_epoch(settings)  # running servers drop their counts (GET /me accounts.used)
         return _json(account)
 
     payload = run_job(job)
@@ -117,7 +117,7 @@ def _set_active(account: str, active: bool, as_json: bool) -> None:
 
     async def job(settings: Settings, db: Database) -> dict[str, Any]:
         changed = await accounts.set_account_active(db, account_id, active)
-        bump_epoch(settings.epoch_path)
+        bump_epoch(settings)
         return _json(changed)
 
     payload = run_job(job)

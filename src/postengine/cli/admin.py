@@ -153,7 +153,7 @@ def keys_create(
                 expires_at=expires,
             )
             payload = {**_key_json(key), "secret": secret}
-        bump_epoch(settings.epoch_path)
+        bump_epoch(settings)
         return payload
 
     try:
@@ -214,7 +214,7 @@ def keys_revoke(key_id: str, as_json: JsonOpt = False) -> None:
     async def job(settings: Settings, db: Database) -> dict[str, Any]:
         async with db.write() as session:
             payload = _key_json(await key_service.revoke_key(session, key_id, utcnow()))
-        bump_epoch(settings.epoch_path)
+        bump_epoch(settings)
         return payload
 
     payload = run_job(job)
@@ -238,7 +238,7 @@ def credits_grant(
         balance = await db.run(
             lambda conn: credits.grant_pack(conn, org_id=org_row.id, amount=amount, now=utcnow())
         )
-        bump_epoch(settings.epoch_path)  # running servers drop their quota snapshots
+        bump_epoch(settings)  # running servers drop their quota snapshots
         return {"org_id": org_row.id, "granted": amount, **_balance_json(balance)}
 
     payload = run_job(job)

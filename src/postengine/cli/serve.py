@@ -50,7 +50,7 @@ async def ensure_demo(settings: Settings, db: Database) -> tuple[str, str]:
                 now=now,
                 secret=secret,
             )
-            bump_epoch(settings.epoch_path)
+            bump_epoch(settings)
         elif key.revoked_at is not None or key.org_id != org.id:
             raise CommandError(
                 "the demo key was revoked; set PE_DEMO_KEY to a new pe_live_ key to make another"

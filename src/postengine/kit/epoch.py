@@ -4,19 +4,29 @@ change with one `stat`, so in-process caches can be dropped at once.
 The file is looked at no more than once every `CHECK_SECONDS` (a `stat` per request was 7 % of a
 cached list page under load): another process's bump shows within that time; a bump made in this
 process shows at once.
+
+A file reaches the processes of one machine. With Redis (scale-out), a counter there reaches every
+machine: the commands that bump the file also increment it (`bump_remote`), and each server
+process copies it into its epochs every `CHECK_SECONDS` (`follow_remote`), so a change on any
+machine shows on all of them within that time.
 """
 
+import asyncio
+import logging
 import os
 import time
 import weakref
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 
 CHECK_SECONDS = 0.05
+REMOTE_KEY = "epoch"  # under the deployment's Redis prefix
+
+log = logging.getLogger("postengine.epoch")
 
 # Every Epoch of this process, so that a bump made here reaches them all without waiting.
 _instances: "weakref.WeakSet[Epoch]" = weakref.WeakSet()
@@ -28,14 +38,15 @@ class Epoch:
         self.check_seconds = check_seconds
         self._token = (0, 0, 0)
         self._next_check = 0.0
+        self.remote = 0  # the shared counter in Redis, as last read by `follow_remote`
         _instances.add(self)
 
-    def token(self) -> tuple[int, int, int]:
+    def token(self) -> tuple[int, int, int, int]:
         now = time.monotonic()
         if now >= self._next_check:
             self._token = self._read()
             self._next_check = now + self.check_seconds
-        return self._token
+        return (*self._token, self.remote)
 
     def _read(self) -> tuple[int, int, int]:
         try:
@@ -52,6 +63,36 @@ class Epoch:
         for epoch in list(_instances):
             if epoch.path == self.path:
                 epoch._next_check = 0.0
+
+
+def _set_remote(path: Path, value: int) -> None:
+    for epoch in list(_instances):
+        if epoch.path == path:
+            epoch.remote = value
+
+
+async def follow_remote(path: Path, client: Any, key: str, interval: float = CHECK_SECONDS) -> None:
+    """Copy the Redis counter `key` into every epoch of `path` in this process, until cancelled.
+    While Redis cannot be read the last value stays (the caches' TTL still bounds staleness)."""
+    failing = False
+    while True:
+        try:
+            raw = await client.get(key)
+        except Exception as exc:  # redis-py's errors, timeouts, a closed connection
+            if not failing:
+                log.warning("cannot read the shared epoch from Redis (%s); retrying", type(exc).__name__)
+            failing = True
+        else:
+            if failing:
+                log.warning("reading the shared epoch from Redis again")
+            failing = False
+            _set_remote(path, int(raw or 0))
+        await asyncio.sleep(interval)
+
+
+def bump_remote(client: Any, key: str) -> None:
+    """Increment the shared counter (a synchronous redis-py client: the CLI's)."""
+    client.incr(key)
 
 
 class EpochCache(Generic[K, V]):

@@ -3,8 +3,12 @@ the lists are the hot read paths (clients poll them) and a page is 20 objects.
 
 Freshness: every change this process makes to an organisation's items (the API's writes, the
 embedded publisher's records, generated images) drops that organisation's pages of that list at
-once, so a client always reads its own writes. Changes made by other processes (`postengine worker`,
-other servers) show after at most `ttl` seconds. Single objects (`GET /posts/{id}`) are never cached.
+once, so a client always reads its own writes. Changes made by a `postengine worker` next to an
+embedded server show after at most `ttl` seconds. Single objects (`GET /posts/{id}`) are never cached.
+
+Several API processes (scale-out, `serve --workers N` or many machines) turn the cache off
+(`disable`): a client's next request may reach another process, which could not know about the
+write yet, and reading your own writes matters more than the saved query.
 
 A page is kept already serialised (`orjson.Fragment`), so a hit costs a dict lookup. A miss is
 computed once however many requests ask for the same page at that moment (`page`): when a popular
@@ -27,7 +31,10 @@ MAX_ENTRIES = 512
 
 
 class ListCache:
-    def __init__(self, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = MAX_ENTRIES, *, enabled: bool = True
+    ) -> None:
+        self.enabled = enabled
         self.ttl = ttl
         self.max_entries = max_entries
         self._versions: dict[str, int] = {}
@@ -39,6 +46,8 @@ class ListCache:
     ) -> orjson.Fragment:
         """The cached page, or `compute()`'s, shared with every request for it meanwhile. A request
         that arrives after a change does not share a computation that started before it."""
+        if not self.enabled:
+            return await compute()
         hit = self.get(org_id, query)
         if hit is not None:
             return hit
@@ -97,6 +106,11 @@ def for_db(db: Database, name: str) -> ListCache:
     if cache is None:
         cache = caches[name] = ListCache()
     return cache
+
+
+def disable(db: Database) -> None:
+    """No list cache for this database in this process: every page is read from the database."""
+    _caches[db] = {POSTS: ListCache(enabled=False), MEDIA: ListCache(enabled=False)}
 
 
 def invalidate(db: Database, name: str, org_id: str) -> None:

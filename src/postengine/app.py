@@ -14,6 +14,8 @@ from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from PIL import _imaging  # Pillow's C core, for its block cache
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +28,7 @@ from postengine.config import Settings
 from postengine.context import AppContext
 from postengine.db import Database
 from postengine.envelope import error_response
-from postengine.errors import ApiError, MethodNotAllowed, NotFound, ValidationFailed
+from postengine.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable, ValidationFailed
 from postengine.generation import service as generation_service
 from postengine.generation.endpoints import router as generation_router
 from postengine.generation.models import ImageModel
@@ -217,6 +219,34 @@ async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
             log.exception("background job failed; retrying in %s s", seconds)
 
 
+# The driver's ways of saying "not now": no connection could be had or kept (asyncpg's
+# TooManyConnectionsError and CannotConnectNowError, refused or dropped connections).
+_UNAVAILABLE_NAMES = frozenset(
+    {
+        "TooManyConnectionsError",
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionRefusedError",
+    }
+)
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, SATimeoutError):  # the pool had no free connection within its timeout
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    cause = getattr(exc, "orig", None)
+    seen = 0
+    while cause is not None and seen < 5:
+        if type(cause).__name__ in _UNAVAILABLE_NAMES or isinstance(cause, ConnectionError | OSError):
+            return True
+        if type(cause).__name__ == "OperationalError" and "database is locked" in str(cause):
+            return True  # SQLite: another writer held the lock past busy_timeout
+        cause, seen = cause.__cause__ or getattr(cause, "__context__", None), seen + 1
+    return False
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -246,7 +276,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         failed = ValidationFailed(errors)
         return error_response(request, failed.status, failed.body())
 
+    async def database_busy(request: Request, exc: Exception) -> Response:
+        if not _database_unavailable(exc):
+            raise exc  # a real fault: the outermost middleware logs it and answers 500
+        log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        busy = ServiceUnavailable("The service is overloaded right now. Retry in a few seconds.")
+        return error_response(request, busy.status, busy.body(), busy.headers)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(SQLAlchemyError, database_busy)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
 

@@ -115,3 +115,13 @@ class GenerationFailed(ApiError):
 
 class ProviderUnavailable(ApiError):
     status, code = 503, "provider_unavailable"
+
+
+class ServiceUnavailable(ApiError):
+    """The database cannot take the request now (no free connection, or the server refuses more):
+    nothing was done, the client may retry."""
+
+    status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})

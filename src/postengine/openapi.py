@@ -18,7 +18,9 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "Body content type not accepted (`unsupported_media_type`).",
     429: "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`.",
     500: "Image generation failed (`generation_failed`, credits refunded) or an unexpected fault (`internal_error`).",
-    503: "The image provider is over capacity (`provider_unavailable`, credits refunded); see `Retry-After`.",
+    503: "The image provider is over capacity (`provider_unavailable`, credits refunded), or the server cannot "
+    "take the request now (`service_unavailable`: the database has no free connection; nothing was done); "
+    "see `Retry-After`.",
 }
 
 

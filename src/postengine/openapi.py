@@ -55,8 +55,11 @@ def envelope_of(model: type[BaseModel]) -> type[BaseModel]:
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error responses of an endpoint; 503 on every one of them, since any request
+    can find the database without a free connection (`service_unavailable`)."""
     return {
-        status: {"model": ErrorEnvelope, "description": ERROR_DESCRIPTIONS[status]} for status in statuses
+        status: {"model": ErrorEnvelope, "description": ERROR_DESCRIPTIONS[status]}
+        for status in sorted({*statuses, 503})
     }
 
 

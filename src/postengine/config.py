@@ -40,8 +40,16 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(10, ge=0, le=200)
     redis_url: str | None = None
     redis_prefix: str = "pe:"  # every Redis key of this deployment starts with it
+    # file://PATH (served under /cdn) or s3://BUCKET[/PREFIX] (docs/scale-out.md, media storage).
     storage_url: str = "file://./data/media"
-    public_media_url: str | None = None  # default: http://{host}:{port}/cdn
+    # S3-compatible storage: unset endpoint → AWS's regional one; unset keys → obstore's AWS_*
+    # environment variables or the instance role. Path-style (`endpoint/bucket/key`) for MinIO, moto.
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"  # Cloudflare R2: "auto"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_path_style: bool = False
+    public_media_url: str | None = None  # default: http://{host}:{port}/cdn (required with s3://)
     secret_key: SecretStr | None = None  # default: generated into {data_dir}/secret on first use
 
     host: str = "127.0.0.1"
@@ -135,8 +143,9 @@ class Settings(BaseSettings):
 
     @property
     def media_root(self) -> Path:
+        """The folder of file:// storage; there is none with any other PE_STORAGE_URL."""
         if not self.storage_url.startswith("file://"):
-            raise ValueError("only file:// storage is supported in this version (PE_STORAGE_URL)")
+            raise ValueError("media_root is only defined for file:// storage (PE_STORAGE_URL)")
         return Path(self.storage_url.removeprefix("file://"))
 
     @property

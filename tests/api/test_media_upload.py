@@ -327,8 +327,12 @@ async def test_sweeper_removes_abandoned_uploads(
     abandoned = await start_upload(client, tenant.headers, data)
     assert_envelope(await put_bytes(client, abandoned["upload_url"], data), 200)
     finished = (await upload(client, tenant.headers, data))["media_id"]
-    path = settings.media_root / "media" / abandoned["media_id"] / "original.png"
+    # The bytes of an upload wait under `uploads/` (staging) until `complete` promotes them.
+    path = settings.media_root / "uploads" / abandoned["media_id"] / "original.png"
     assert path.is_file()
+    assert not (settings.media_root / "uploads" / finished).exists() or not any(
+        (settings.media_root / "uploads" / finished).iterdir()
+    )
 
     ctx = app.state.ctx
     # The database is shared by the session's tests: look at this test's rows, not at counts.
@@ -358,3 +362,40 @@ async def test_upload_larger_than_the_json_body_limit(client: httpx.AsyncClient,
     assert len(data) > 2 * MIB
     media = await upload(client, tenant.headers, data)
     assert (media["width"], media["height"], media["size"]) == (1000, 800, len(data))
+
+
+async def test_a_put_that_ends_after_complete_never_changes_a_ready_item(
+    client: httpx.AsyncClient, make_tenant, settings
+) -> None:
+    """A second PUT that starts before `complete` and ends after it used to replace the bytes of the
+    ready item (its size, dimensions, sha256 and thumbnail then described other bytes). Uploads now
+    go to a staging key that `complete` promotes; the late PUT finds the upload closed."""
+    import asyncio
+
+    tenant = await make_tenant()
+    first = files.png(64, 48)
+    other = first[:60] + bytes(b ^ 0xFF for b in first[60:100]) + first[100:]  # same size, other bytes
+    ticket = await start_upload(client, tenant.headers, first)
+    assert_envelope(await put_bytes(client, ticket["upload_url"], first), 200)
+
+    halfway, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_body():
+        yield other[:40]
+        halfway.set()
+        await release.wait()
+        yield other[40:]
+
+    late = asyncio.create_task(
+        put_bytes(client, ticket["upload_url"], slow_body(), headers={"content-length": str(len(other))})
+    )
+    await asyncio.wait_for(halfway.wait(), timeout=10)
+    media = assert_envelope(await complete(client, tenant.headers, ticket["media_id"]), 200)["data"]
+    release.set()
+    assert_envelope(await late, 409, "upload_not_open")
+
+    original = settings.media_root / "media" / ticket["media_id"] / "original.png"
+    assert original.read_bytes() == first
+    assert not (settings.media_root / "uploads" / ticket["media_id"] / "original.png").exists()
+    again = assert_envelope(await complete(client, tenant.headers, ticket["media_id"]), 200)["data"]
+    assert again == media

@@ -29,6 +29,7 @@ from postengine.media.kinds import (
     human_size,
 )
 from postengine.media.schemas import UploadFromUrlRequest, clean_filename
+from postengine.media.storage import sibling_key
 from postengine.media.views import media_object
 
 # How host names are resolved; tests replace it (module attribute) with a fixed table.
@@ -64,8 +65,8 @@ async def upload_from_url(ctx: AppContext, caller: Caller, body: UploadFromUrlRe
 
     fmt = FORMATS[content_type]
     media_id = new_id("med")
-    key = f"media/{media_id}/original.{fmt.extension}"
-    thumb = service.thumbnail_key(media_id) if facts.thumbnail is not None else None
+    key = service.original_key(ctx, caller.org_id, media_id, fmt.extension)
+    thumb = sibling_key(key, service.THUMBNAIL_NAME) if facts.thumbnail is not None else None
     filename = body.filename or _name_from(fetched.url, media_id, fmt.extension)
     now = to_datetime(ctx.clock.time())
 

@@ -5,6 +5,10 @@ Checks, before any byte is stored: the signature (403 `invalid_signature`), the 
 streaming: the type sniffed from the first bytes against the declared one (415) and the byte count
 against the declared size (400), never holding more than one write batch in memory. Bytes that fail
 a check are never stored.
+
+The bytes go to the upload's staging key, never to the media key: `complete` promotes them. A PUT
+that was still streaming when `complete` ran finds the upload closed when it ends, deletes what it
+wrote and answers 409 (`service` explains the design).
 """
 
 import re
@@ -16,6 +20,7 @@ from postengine.media.errors import InvalidSignature, UploadClosed, UploadExpire
 from postengine.media.inspect import SNIFF_BYTES
 from postengine.media.kinds import MediaStatus
 from postengine.media.schemas import UploadReceived
+from postengine.media.storage import staging_key
 
 MEDIA_ID = re.compile(r"med_[0-9a-f]{24}")
 
@@ -48,23 +53,33 @@ async def receive_upload(
     if ctx.clock.time() > expires_at:
         raise UploadExpired()
     if row.status != MediaStatus.UPLOADING:
-        raise UploadClosed(
-            "This upload is already complete (or was discarded): its bytes can no longer be replaced. "
-            "Start a new upload to send another file."
-        )
+        raise _closed()
     declared: int = row.size
     if content_length is not None and (not content_length.isdigit() or int(content_length) != declared):
         received = int(content_length) if content_length.isdigit() else None
         raise UploadSizeMismatch(declared=declared, received=received)
+    staged = staging_key(row.storage_key)
     stored = await ctx.storage.put_stream(
-        row.storage_key, _checked(body, row.content_type, declared), row.content_type
+        staged, _checked(body, row.content_type, declared), row.content_type
     )
+    now = await ctx.db.run_read(lambda conn: repository.get_upload(conn, media_id))
+    if now is None or now.status != MediaStatus.UPLOADING:
+        # Completed, discarded or deleted while we streamed: these bytes will never be used.
+        await ctx.storage.delete(staged)
+        raise _closed()
     return UploadReceived(
         media_id=media_id,
         status=str(MediaStatus.UPLOADING),
         size=stored.size,
         content_type=row.content_type,
         message=f"Upload received. Call POST /api/v1/media/{media_id}/complete to finish it.",
+    )
+
+
+def _closed() -> UploadClosed:
+    return UploadClosed(
+        "This upload is already complete (or was discarded): its bytes can no longer be replaced. "
+        "Start a new upload to send another file."
     )
 
 

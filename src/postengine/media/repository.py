@@ -197,11 +197,12 @@ def release_storage(conn: Connection, org_id: str, size: int) -> None:
 
 
 def mark_ready(conn: Connection, org_id: str, media_id: str, **values: Any) -> bool:
-    """`uploading` → `ready`, once; False if another request completed (or failed) it first."""
+    """`uploading` → `ready`, once; False if another request completed (or failed) it first.
+    `upload_expires_at` stays: the sweeper deletes the staging key after it (`finished_uploads`)."""
     result = conn.execute(
         update(Media)
         .where(Media.org_id == org_id, Media.id == media_id, Media.status == MediaStatus.UPLOADING)
-        .values(status=MediaStatus.READY, upload_expires_at=None, **values)
+        .values(status=MediaStatus.READY, **values)
     )
     return result.rowcount == 1
 
@@ -210,9 +211,30 @@ def mark_failed(conn: Connection, org_id: str, media_id: str) -> bool:
     result = conn.execute(
         update(Media)
         .where(Media.org_id == org_id, Media.id == media_id, Media.status == MediaStatus.UPLOADING)
-        .values(status=MediaStatus.FAILED, upload_expires_at=None)
+        .values(status=MediaStatus.FAILED)
     )
     return result.rowcount == 1
+
+
+def finished_uploads(conn: Connection, cutoff: datetime, limit: int = 100) -> list[Row[tuple[str, str]]]:
+    """Completed or failed uploads whose URL expired before `cutoff` and whose staging key has not
+    been cleared yet: (id, storage_key)."""
+    rows = conn.execute(
+        select(Media.id, Media.storage_key)
+        .where(Media.status != MediaStatus.UPLOADING, Media.upload_expires_at < cutoff)
+        .order_by(Media.upload_expires_at)
+        .limit(limit)
+    ).all()
+    return list(rows)
+
+
+def forget_upload(conn: Connection, media_id: str) -> None:
+    """The staging key of this finished upload is gone: the sweeper need not look at it again."""
+    conn.execute(
+        update(Media)
+        .where(Media.id == media_id, Media.status != MediaStatus.UPLOADING)
+        .values(upload_expires_at=None)
+    )
 
 
 def lock_media(conn: Connection, org_id: str, media_id: str) -> Row[tuple[str, int, str, str | None]] | None:

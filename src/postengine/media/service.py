@@ -4,6 +4,14 @@ URL, listing, deletion, and the sweeper for uploads that never finish.
 Transactions are short and hold no I/O: bytes are written to storage before the row that makes them
 visible, and deleted after the row that pointed at them is gone. Storage use per organization is
 counted in the same transaction as the row that becomes `ready` (or is deleted).
+
+Uploads are written to a staging key (`uploads/…`, `storage.staging_key`), never to the media
+object's own key. `complete` promotes the staged bytes to the media key (a move that never
+overwrites) and then checks and measures the promoted object, so a `PUT` that is still running, or
+an upload URL that is still valid, after `complete` can only write the staging key again: it can
+never change the bytes that a `ready` item's size, dimensions, sha256 and thumbnail describe.
+Staging objects are deleted on promotion, by a late `PUT` itself (local storage), and by the sweeper
+once the upload URL has expired (a presigned URL may write one after `complete`).
 """
 
 import logging
@@ -31,6 +39,7 @@ from postengine.media.errors import (
 )
 from postengine.media.kinds import FORMATS, MAX_SIZE, UPLOAD_URL_SECONDS, MediaSource, MediaStatus
 from postengine.media.schemas import UploadMethod, UploadRequest, UploadTicket
+from postengine.media.storage import sibling_key, staging_key
 from postengine.media.views import media_object
 
 log = logging.getLogger("postengine.media")
@@ -40,8 +49,12 @@ log = logging.getLogger("postengine.media")
 ABANDONED_GRACE_SECONDS = 900.0
 
 
-def thumbnail_key(media_id: str) -> str:
-    return f"media/{media_id}/thumb.webp"
+THUMBNAIL_NAME = "thumb.webp"
+
+
+def original_key(ctx: AppContext, org_id: str, media_id: str, extension: str) -> str:
+    """Where a new media item's file goes: in the storage's folder for it (per organisation in a bucket)."""
+    return f"{ctx.storage.folder(org_id, media_id)}/original.{extension}"
 
 
 def _not_found(media_id: str) -> NotFound:
@@ -55,7 +68,7 @@ async def start_upload(ctx: AppContext, caller: Caller, body: UploadRequest, bas
     if used + body.size > limit:  # checked again, atomically, when the upload completes
         raise StorageLimitExceeded(used=used, limit=limit, size=body.size)
     media_id = new_id("med")
-    key = f"media/{media_id}/original.{fmt.extension}"
+    key = original_key(ctx, caller.org_id, media_id, fmt.extension)
     now = ctx.clock.time()
     expires = int(now) + UPLOAD_URL_SECONDS
     await ctx.db.run(
@@ -75,7 +88,7 @@ async def start_upload(ctx: AppContext, caller: Caller, body: UploadRequest, bas
         )
     )
     changed(ctx, caller.org_id)
-    url = await ctx.storage.upload_url(key, body.content_type, body.size, to_datetime(expires))
+    url = await ctx.storage.upload_url(staging_key(key), body.content_type, body.size, to_datetime(expires))
     if url is None:
         url = uploads.signed_url(
             base_url,
@@ -104,22 +117,23 @@ async def complete_upload(ctx: AppContext, caller: Caller, media_id: str) -> dic
         return media_object(row, ctx.settings.media_base_url)  # completing twice is harmless
     if row.status == MediaStatus.FAILED:
         raise UploadFailed("This upload failed its checks and was discarded. Start a new upload.")
-    stored = await ctx.storage.size(row.storage_key)
-    if stored is None:
-        raise UploadIncomplete(
-            "The file has not been uploaded yet: PUT its bytes to the upload_url, then call complete.",
-        )
+    key: str = row.storage_key
     try:
+        await _promote_upload(ctx, key, row.content_type, row.size)
+        # From here on the bytes under `key` cannot change: measure those, not the staged ones.
+        stored = await ctx.storage.size(key)
         if stored != row.size:
             raise UploadSizeMismatch(declared=row.size, received=stored)
-        facts = await ingest.examine_stored(ctx, row.storage_key, row.content_type, row.size)
+        facts = await ingest.examine_stored(ctx, key, row.content_type, row.size)
+    except UploadIncomplete:
+        raise
     except ApiError:
         # The bytes are not what was declared (possible when a bucket took them directly).
-        await _discard_upload(ctx, caller.org_id, media_id, row.storage_key)
+        await _discard_upload(ctx, caller.org_id, media_id, key)
         raise
-    thumb = thumbnail_key(media_id) if facts.thumbnail is not None else None
-    if facts.thumbnail is not None:
-        await ctx.storage.put(thumbnail_key(media_id), facts.thumbnail, "image/webp")
+    thumb = sibling_key(key, THUMBNAIL_NAME) if facts.thumbnail is not None else None
+    if facts.thumbnail is not None and thumb is not None:
+        await ctx.storage.put(thumb, facts.thumbnail, "image/webp")
 
     def finish(conn: Connection) -> repository.MediaRow | None:
         if repository.mark_ready(
@@ -146,13 +160,36 @@ async def complete_upload(ctx: AppContext, caller: Caller, media_id: str) -> dic
     changed(ctx, caller.org_id)
     if done is None:  # deleted while we checked it
         raise _not_found(media_id)
+    await ctx.storage.delete(staging_key(key))  # a PUT that ended after the promotion
     return media_object(done, ctx.settings.media_base_url)
+
+
+async def _promote_upload(ctx: AppContext, key: str, content_type: str, declared: int) -> None:
+    """Move the staged upload to `key`. Nothing staged: the bytes are already at `key` (an earlier
+    `complete` promoted them and then failed or lost a race), or they never arrived (409)."""
+    staged = staging_key(key)
+    size = await ctx.storage.size(staged)
+    if size is not None and size != declared:
+        raise UploadSizeMismatch(declared=declared, received=size)  # not worth moving
+    if size is not None:
+        try:
+            # False: promoted before by a concurrent `complete`; what is at `key` stays, and the
+            # staged object (a later PUT's) is deleted once the item is ready.
+            await ctx.storage.promote(staged, key, content_type)
+            return
+        except FileNotFoundError:
+            pass  # promoted by a concurrent `complete` between our look and the move
+    if not await ctx.storage.exists(key):
+        raise UploadIncomplete(
+            "The file has not been uploaded yet: PUT its bytes to the upload_url, then call complete.",
+        )
 
 
 async def _discard_upload(ctx: AppContext, org_id: str, media_id: str, key: str) -> None:
     if await ctx.db.run(lambda conn: repository.mark_failed(conn, org_id, media_id)):
         changed(ctx, org_id)
         await ctx.storage.delete(key)
+        await ctx.storage.delete(staging_key(key))
 
 
 async def get_media(ctx: AppContext, caller: Caller, media_id: str) -> dict[str, Any]:
@@ -223,30 +260,43 @@ async def delete_media(ctx: AppContext, caller: Caller, media_id: str, *, force:
     changed(ctx, caller.org_id)
     # Posts that had it lost it with the row (`post_media` cascades): their list pages changed too.
     listcache.invalidate(ctx.db, listcache.POSTS, caller.org_id)
-    await _delete_bytes(ctx, media_id, key)
+    await _delete_bytes(ctx, key)
 
 
-async def _delete_bytes(ctx: AppContext, media_id: str, key: str) -> None:
+async def _delete_bytes(ctx: AppContext, key: str) -> None:
     """After the row is gone: a failure here leaves an orphan file, never a row without bytes.
     The thumbnail by its conventional key, not the row's: a `complete` that lost the race with the
-    deletion may have written one that the row never recorded."""
-    for name in (key, thumbnail_key(media_id)):
+    deletion may have written one that the row never recorded. The staging key: an upload deleted
+    before it was completed has its bytes there."""
+    for name in (key, sibling_key(key, THUMBNAIL_NAME), staging_key(key)):
         try:
             await ctx.storage.delete(name)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a key of another storage (PE_STORAGE_URL changed)
             log.warning("could not delete %s; it is orphaned", name, exc_info=True)
 
 
 async def sweep_abandoned_uploads(ctx: AppContext, grace_seconds: float = ABANDONED_GRACE_SECONDS) -> int:
-    """Delete uploads left `uploading` past their URL's expiry (+ grace), rows and bytes."""
+    """Delete uploads left `uploading` past their URL's expiry (+ grace), rows and bytes; and the
+    staging objects of finished uploads whose URL has expired (a presigned URL that was used again
+    after `complete` leaves one). Returns the number of abandoned uploads deleted."""
     cutoff = to_datetime(ctx.clock.time()) - timedelta(seconds=grace_seconds)
     stale = await ctx.db.run_read(lambda conn: repository.abandoned_uploads(conn, cutoff))
     swept = 0
     for media_id, org_id, key, _thumb in stale:
         if await ctx.db.run(partial(repository.delete_abandoned, media_id=media_id, cutoff=cutoff)):
             changed(ctx, org_id)
-            await _delete_bytes(ctx, media_id, key)
+            await _delete_bytes(ctx, key)
             swept += 1
+    finished = await ctx.db.run_read(lambda conn: repository.finished_uploads(conn, cutoff))
+    for media_id, key in finished:
+        try:
+            await ctx.storage.delete(staging_key(key))
+        except ValueError:
+            pass  # a key this storage never wrote (PE_STORAGE_URL changed since): nothing to delete
+        except OSError:
+            log.warning("could not delete the staging object of %s; retrying later", media_id, exc_info=True)
+            continue
+        await ctx.db.run(partial(repository.forget_upload, media_id=media_id))
     if swept:
         log.info("swept %d abandoned uploads", swept)
     return swept

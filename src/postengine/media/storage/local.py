@@ -13,8 +13,11 @@ import anyio.to_thread
 
 from postengine.media.storage.base import StoredObject
 
-# The only keys we ever create; anything else (.., absolute paths, odd characters) is refused.
-KEY_PATTERN = re.compile(r"media/med_[0-9a-f]{24}/[a-z0-9_]{1,32}\.(webp|jpg|png|gif|mp4|pdf|heic|heif)")
+# The only keys we ever create (`media/` served under /cdn, `uploads/` the staging copies of
+# uploads, never served); anything else (.., absolute paths, odd characters) is refused.
+KEY_PATTERN = re.compile(
+    r"(media|uploads)/med_[0-9a-f]{24}/[a-z0-9_]{1,32}\.(webp|jpg|png|gif|mp4|pdf|heic|heif)"
+)
 # Streamed writes are handed to the worker thread in batches of about this size: one thread hop
 # per batch instead of one per (often 64 KiB) chunk, and never more than this in memory.
 _WRITE_BATCH = 1024 * 1024
@@ -29,6 +32,10 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def folder(self, org_id: str, media_id: str) -> str:
+        # Not per organisation: the embedded mode's URLs (`/cdn/media/{media_id}/…`) stay as they are.
+        return f"media/{media_id}"
 
     def path_for(self, key: str) -> Path:
         if not KEY_PATTERN.fullmatch(key):
@@ -78,6 +85,9 @@ class LocalStorage:
         path = self.path_for(key)
         await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
 
+    async def promote(self, source: str, dest: str, content_type: str) -> bool:
+        return await anyio.to_thread.run_sync(_promote, self.path_for(source), self.path_for(dest))
+
     async def upload_url(self, key: str, content_type: str, size: int, expires_at: datetime) -> str | None:
         return None  # the app's own `/uploads/{media_id}` takes the bytes (media.uploads)
 
@@ -107,6 +117,16 @@ def _finish(handle: BinaryIO, batch: list[bytes], tmp: Path, path: Path) -> None
 def _discard(handle: BinaryIO, tmp: Path) -> None:
     handle.close()
     tmp.unlink(missing_ok=True)
+
+
+def _promote(source: Path, dest: Path) -> bool:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)  # atomic, and never replaces an existing file (unlike a rename)
+    except FileExistsError:
+        return False
+    source.unlink(missing_ok=True)
+    return True
 
 
 def _read_range(path: Path, start: int, length: int) -> bytes:

@@ -1,4 +1,5 @@
-"""The outermost layer of every request: request id, body limit, access log, last-resort 500.
+"""The outermost layer of every request: request id, body limit, access log, request metrics,
+last-resort 500.
 
 A pure ASGI middleware (no BaseHTTPMiddleware: it would buffer and cost a task per request).
 """
@@ -14,7 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postengine.errors import ApiError, InternalError, PayloadTooLarge
 from postengine.kit.clock import iso, utcnow
-from postengine.logs import access
+from postengine.logs import access, request_id_var
+from postengine.ops.metrics import observe_request, route_label
 
 error_log = logging.getLogger("postengine.error")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -42,6 +44,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = new_request_id()
+        request_id_token = request_id_var.set(request_id)  # every log line of this request carries it
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         client_id = _header(scope, b"x-request-id")
@@ -76,14 +79,21 @@ class RequestContextMiddleware:
                     InternalError("An unexpected error occurred. It has been logged; retry later."),
                 )
         finally:
-            access(
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                request_id=request_id,
-                client_request_id=client_id if client_id and _CLIENT_ID.fullmatch(client_id) else None,
-            )
+            elapsed = time.perf_counter() - started
+            try:
+                access(
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    request_id=request_id,
+                    client_request_id=client_id if client_id and _CLIENT_ID.fullmatch(client_id) else None,
+                )
+                # Labelled by the matched route's template (`/api/v1/media/{media_id}`), never by the
+                # raw path, which carries ids.
+                observe_request(scope["method"], route_label(scope), status, elapsed)
+            finally:
+                request_id_var.reset(request_id_token)
 
     def _limited(self, receive: Receive) -> Receive:
         """Counts body bytes as they arrive, so a chunked body without Content-Length is cut off too."""

@@ -14,6 +14,7 @@ from postengine.auth.authenticator import Caller
 from postengine.auth.scopes import Scope
 from postengine.context import get_ctx
 from postengine.errors import InsufficientScope
+from postengine.ops import metrics
 from postengine.ratelimit.headers import rate_limit_error, rate_limit_headers
 from postengine.ratelimit.rules import RateLimitScope, windows_for
 
@@ -28,7 +29,9 @@ def access(scope: Scope | None, *limits: RateLimitScope) -> Callable[[Request], 
             raise InsufficientScope(scope)
         admission = await ctx.rate_limits.admit(caller.key_id, windows)
         if not admission.admitted:
-            raise rate_limit_error(admission)
+            error = rate_limit_error(admission)
+            metrics.rate_limited(error.details["scope"])
+            raise error
         request.state.response_headers = rate_limit_headers(admission)
         request.state.caller = caller
         return caller

@@ -21,7 +21,7 @@ from postengine.auth.authenticator import Caller
 from postengine.config import Settings
 from postengine.context import AppContext
 from postengine.credits import service as credits
-from postengine.errors import GenerationFailed, PromptBlocked, ProviderUnavailable
+from postengine.errors import ApiError, GenerationFailed, PromptBlocked, ProviderUnavailable
 from postengine.generation import repository
 from postengine.generation.models import MODEL_SPECS, output_size
 from postengine.generation.providers import (
@@ -38,8 +38,10 @@ from postengine.kit.clock import iso, to_datetime
 from postengine.kit.ids import new_id
 from postengine.kit.image import encode_webp, resize_to
 from postengine.kit.timing import ServerTiming
+from postengine.media import service as media_service
 from postengine.media.inspect import make_thumbnail
-from postengine.media.service import thumbnail_key
+from postengine.media.storage.base import sibling_key
+from postengine.ops import metrics
 from postengine.safety import check_prompt
 
 log = logging.getLogger("postengine.generation")
@@ -82,6 +84,34 @@ def no_upscale(source: tuple[int, int], width: int, height: int) -> tuple[int, i
 async def generate_image(
     ctx: AppContext, caller: Caller, body: GenerateImageRequest, timing: ServerTiming | None = None
 ) -> GeneratedImage:
+    """`_generate_image`, timed for /metrics by model and outcome. Only generations that reserved
+    credits are counted: an error after a reservation always says how much was refunded
+    (`credits_refunded`), while the safety filter and a short balance refuse before any."""
+    started = time.perf_counter()
+    try:
+        result = await _generate_image(ctx, caller, body, timing)
+    except ApiError as exc:
+        if "credits_refunded" in exc.fields:
+            outcome = next((name for kind, name in _OUTCOMES if isinstance(exc, kind)), "failed")
+            metrics.observe_generation(str(body.model), outcome, time.perf_counter() - started)
+        raise
+    except BaseException:
+        metrics.observe_generation(str(body.model), "interrupted", time.perf_counter() - started)
+        raise
+    metrics.observe_generation(str(body.model), "completed", time.perf_counter() - started)
+    return result
+
+
+_OUTCOMES: tuple[tuple[type[ApiError], str], ...] = (
+    (PromptBlocked, "blocked"),
+    (ProviderUnavailable, "unavailable"),
+    (GenerationFailed, "failed"),
+)
+
+
+async def _generate_image(
+    ctx: AppContext, caller: Caller, body: GenerateImageRequest, timing: ServerTiming | None = None
+) -> GeneratedImage:
     timing = timing or ServerTiming()
     verdict = check_prompt(body.prompt)
     if verdict is not None:
@@ -118,6 +148,7 @@ async def generate_image(
 
     with timing.measure("db"):
         reservation = await ctx.db.run(reserve)
+    metrics.credits_reserved(spec.credits)  # counted once committed
     ctx.orgs.invalidate(caller.org_id)
 
     async def refund(error: str) -> credits.Balance | None:
@@ -131,8 +162,8 @@ async def generate_image(
             error=error,
         )
 
-    key = f"media/{media_id}/original.webp"
-    thumb_key = thumbnail_key(media_id)
+    key = media_service.original_key(ctx, caller.org_id, media_id, "webp")  # per organisation in a bucket
+    thumb_key = sibling_key(key, "thumb.webp")
     try:
         with anyio.fail_after(ctx.settings.generation_deadline_seconds):
             with timing.measure("provider"):
@@ -244,6 +275,7 @@ async def generate_image(
         await ctx.storage.delete(key)
         await ctx.storage.delete(thumb_key)
         raise _failed(spec.credits, None)
+    metrics.credits_settled(spec.credits)
 
     return GeneratedImage(
         media_id=media_id,
@@ -308,6 +340,8 @@ async def refund_generation(
         )
 
     balance = await ctx.db.run(refund)
+    if balance is not None:
+        metrics.credits_refunded(allowance_part + bonus_part)
     ctx.orgs.invalidate(org_id)
     return balance
 

@@ -48,6 +48,7 @@ from postengine.accounts.connectors import (
 from postengine.db import Database
 from postengine.kit import listcache
 from postengine.kit.clock import Clock, to_datetime
+from postengine.ops import metrics
 from postengine.posts import queue
 from postengine.posts.queue import Claimed
 
@@ -164,6 +165,9 @@ class Publisher:
         async with anyio.create_task_group() as group:
             for item in claimed:
                 group.start_soon(one, item)
+        metrics.publish_outcomes(
+            published=report.published, transient=report.retrying, permanent=report.failed, lost=report.lost
+        )
         return report
 
     async def drain(self) -> CycleReport:

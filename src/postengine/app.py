@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import redis.asyncio
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -41,11 +40,14 @@ from postengine.media import service as media_service
 from postengine.media.cdn import router as cdn_router
 from postengine.media.endpoints import router as media_router
 from postengine.media.endpoints import uploads_router
-from postengine.media.storage import LocalStorage, MediaStorage
+from postengine.media.storage import MediaStorage, storage_from_settings
 from postengine.middleware import RequestContextMiddleware
+from postengine.ops.endpoints import router as ops_router
 from postengine.orgs.snapshot import OrgCache
 from postengine.posts.endpoints import router as posts_router
 from postengine.posts.scheduler import run_publisher
+from postengine.ratelimit.redis_store import close_rate_limit_store, open_rate_limit_store
+from postengine.ratelimit.redis_store import connect as redis_connect
 from postengine.ratelimit.store import MemoryRateLimitStore, RateLimitStore
 
 log = logging.getLogger("postengine.app")
@@ -79,11 +81,7 @@ def create_app(
             max_overflow=settings.database_max_overflow,
         )
         http = new_http_client()
-        shared = (
-            redis.asyncio.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-            if settings.redis_url
-            else None
-        )
+        shared = redis_connect(settings.redis_url) if settings.redis_url else None
         try:
             await _prepare_schema(settings, db)
             _imaging.set_blocks_max(settings.image_block_cache)  # see Settings.image_block_cache
@@ -98,9 +96,11 @@ def create_app(
                     db, settings.secret, settings.epoch_path, settings.auth_cache_seconds, clock
                 ),
                 orgs=OrgCache(db, Epoch(settings.epoch_path), settings.quota_cache_seconds),
-                rate_limits=rate_limits or MemoryRateLimitStore(clock),
+                rate_limits=rate_limits
+                or await open_rate_limit_store(settings, clock)  # PE_REDIS_URL set: shared by every process
+                or MemoryRateLimitStore(clock),
                 providers=chains,
-                storage=storage or LocalStorage(settings.media_root),
+                storage=storage or storage_from_settings(settings),  # PE_STORAGE_URL: file:// or s3://
                 cpu=cpu,
                 http=http,
             )
@@ -139,6 +139,8 @@ def create_app(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await ctx.authenticator.flush_last_used()
+                if ctx.rate_limits is not rate_limits:  # opened here, not handed in: ours to close
+                    await close_rate_limit_store(ctx.rate_limits)
         finally:
             await http.aclose()
             if shared is not None:
@@ -161,6 +163,7 @@ def create_app(
     app.include_router(posts_router, prefix="/api/v1")
     app.include_router(uploads_router)
     app.include_router(cdn_router)
+    app.include_router(ops_router)  # /healthz, /readyz, /metrics: no key, no rate limit
     _install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     _install_openapi(app)

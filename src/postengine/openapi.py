@@ -18,9 +18,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "Body content type not accepted (`unsupported_media_type`).",
     429: "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`.",
     500: "Image generation failed (`generation_failed`, credits refunded) or an unexpected fault (`internal_error`).",
-    503: "The image provider is over capacity (`provider_unavailable`, credits refunded), or the server cannot "
-    "take the request now (`service_unavailable`: the database has no free connection; nothing was done); "
-    "see `Retry-After`.",
+    503: "The image provider is over capacity (`provider_unavailable`, credits refunded); rate limits cannot "
+    "be checked because the shared store is unreachable (`rate_limit_unavailable`, `ai`/`posts` requests "
+    "only); or the database has no free connection (`service_unavailable`; nothing was done). "
+    "See `Retry-After`.",
 }
 
 

@@ -31,9 +31,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import fresh_pg_database
+from tests.redis_support import REDIS_URL, require_redis
 
 EXE = str(Path(sys.executable).with_name("postengine"))
-REDIS_URL = os.environ.get("PE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FAL_KEY = "fal-scaleout-test-key:0123456789abcdef"
 
 
@@ -41,23 +41,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def redis_available() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
-def require_redis() -> None:
-    if redis_available():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}; CI must run the scale-out tests")
-    pytest.skip(f"Redis is not reachable at {REDIS_URL} (set CI=1 to make this a failure)")
 
 
 class FakeFal(BaseHTTPRequestHandler):

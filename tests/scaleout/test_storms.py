@@ -75,6 +75,12 @@ def test_credit_storm_on_four_processes(cluster_factory) -> None:
     responses = asyncio.run(storm(base, keys, [f"a lighthouse at dawn, take {i}" for i in range(300)]))
     assert codes(responses) == {(200, None): 137, (402, "insufficient_credits"): 163}
     assert_books_balance(cluster, org, granted=137, successes=137, failures=0)
+    # Whichever process answers /metrics, it adds up what all four did.
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    completed = [line for line in metrics.splitlines()
+                 if line.startswith("postengine_generation_duration_seconds_count{")
+                 and 'model="flux-schnell"' in line and 'outcome="completed"' in line]
+    assert len(completed) == 1 and float(completed[0].rsplit(" ", 1)[1]) == 137
 
 
 def test_credit_storm_with_failing_provider_refunds_each_failure_once(cluster_factory) -> None:

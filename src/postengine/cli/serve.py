@@ -28,6 +28,7 @@ from postengine.db import Database
 from postengine.generation.providers.registry import ProviderConfigError, chain_names
 from postengine.kit.clock import utcnow
 from postengine.kit.netguard import is_loopback_host
+from postengine.ops.metrics import prepare_multiprocess_metrics
 from postengine.orgs import service as orgs
 
 
@@ -130,6 +131,8 @@ def serve(
     if workers > 1:
         # Each process builds its app from the environment (`postengine.asgi`), as configured here.
         os.environ.update(PE_HOST=host, PE_PORT=str(port), PE_LOG_JSON="true" if as_json else "false")
+        # Every process writes its metrics into one folder, and /metrics (any process) adds them up.
+        prepare_multiprocess_metrics()
         uvicorn.run(
             "postengine.asgi:app",
             host=host,

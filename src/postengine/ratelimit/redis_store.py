@@ -40,6 +40,12 @@ log = logging.getLogger("postengine.ratelimit")
 # not answered in half a second is treated as down. A `socket_timeout` / `socket_connect_timeout`
 # in PE_REDIS_URL's query string overrides these (redis-py lets URL options win).
 SOCKET_TIMEOUT = 0.5
+# Connecting is given longer (a loaded machine can take that long to accept), and a process keeps
+# at most MAX_CONNECTIONS: a burst of admissions queues for a free connection (up to
+# POOL_WAIT_SECONDS) instead of opening hundreds of connections at once, each of which could time out.
+CONNECT_TIMEOUT = 2.0
+MAX_CONNECTIONS = 32
+POOL_WAIT_SECONDS = 2.0
 # Scopes whose requests are refused (not admitted per process) while Redis is unreachable.
 FAIL_CLOSED = frozenset({RateLimitScope.AI, RateLimitScope.POSTS})
 UNAVAILABLE_RETRY_AFTER = 5  # seconds, the 503's Retry-After
@@ -242,12 +248,15 @@ def connect(url: str) -> "redis.asyncio.Redis":
     """A client for the store: short timeouts, and one immediate retry on a broken connection only
     (a pooled connection the server closed). Never on a timeout: the script may have run, and running
     it twice would record the admission twice."""
-    return redis.asyncio.Redis.from_url(
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT_SECONDS,
         socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
         retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),
     )
+    return redis.asyncio.Redis(connection_pool=pool)
 
 
 async def open_rate_limit_store(settings: Settings, clock: Clock) -> RateLimitStore | None:

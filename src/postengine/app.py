@@ -46,7 +46,11 @@ from postengine.ops.endpoints import router as ops_router
 from postengine.orgs.snapshot import OrgCache
 from postengine.posts.endpoints import router as posts_router
 from postengine.posts.scheduler import run_publisher
-from postengine.ratelimit.redis_store import close_rate_limit_store, open_rate_limit_store
+from postengine.ratelimit.redis_store import (
+    RedisRateLimitStore,
+    close_rate_limit_store,
+    open_rate_limit_store,
+)
 from postengine.ratelimit.redis_store import connect as redis_connect
 from postengine.ratelimit.store import MemoryRateLimitStore, RateLimitStore
 
@@ -123,7 +127,8 @@ def create_app(
                 if built is not None:
                     # Credentials and upstream model ids are checked once, without delaying start-up.
                     tasks.append(asyncio.create_task(log_checks(built)))
-                if isinstance(ctx.rate_limits, MemoryRateLimitStore):
+                if isinstance(ctx.rate_limits, MemoryRateLimitStore | RedisRateLimitStore):
+                    # Idle in-process logs: the embedded store's, or the Redis store's outage fallback.
                     store = ctx.rate_limits
                     tasks.append(asyncio.create_task(_every(60.0, lambda: _sync(store.sweep))))
             if shared is not None:

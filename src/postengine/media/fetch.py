@@ -5,6 +5,7 @@ must be public, a byte cap and one timeout), so a client cannot make the server 
 private networks or a cloud metadata endpoint.
 """
 
+import logging
 from typing import Any
 
 import anyio
@@ -34,6 +35,8 @@ from postengine.media.views import media_object
 
 # How host names are resolved; tests replace it (module attribute) with a fixed table.
 resolver: netguard.Resolver = netguard.system_resolver
+
+log = logging.getLogger("postengine.media")
 
 
 async def upload_from_url(ctx: AppContext, caller: Caller, body: UploadFromUrlRequest) -> dict[str, Any]:
@@ -102,8 +105,12 @@ async def upload_from_url(ctx: AppContext, caller: Caller, body: UploadFromUrlRe
     except BaseException:
         with anyio.CancelScope(shield=True):
             for name in (key, thumb):
-                if name is not None:
+                if name is None:
+                    continue
+                try:
                     await ctx.storage.delete(name)
+                except (OSError, ValueError):  # the original failure is the one to report
+                    log.warning("could not delete %s; it is orphaned", name, exc_info=True)
         raise
     service.changed(ctx, caller.org_id)
     assert row is not None

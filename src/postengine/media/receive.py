@@ -55,8 +55,9 @@ async def receive_upload(
     if row.status != MediaStatus.UPLOADING:
         raise _closed()
     declared: int = row.size
-    if content_length is not None and (not content_length.isdigit() or int(content_length) != declared):
-        received = int(content_length) if content_length.isdigit() else None
+    numeric = content_length is not None and content_length.isascii() and content_length.isdigit()
+    if content_length is not None and (not numeric or int(content_length) != declared):
+        received = int(content_length) if numeric else None
         raise UploadSizeMismatch(declared=declared, received=received)
     staged = staging_key(row.storage_key)
     stored = await ctx.storage.put_stream(

@@ -158,7 +158,10 @@ async def complete_upload(ctx: AppContext, caller: Caller, media_id: str) -> dic
             await ctx.storage.delete(thumb)
         raise
     changed(ctx, caller.org_id)
-    if done is None:  # deleted while we checked it
+    if done is None:
+        # Deleted (by its owner or the sweeper) while we checked it: their deletion of the bytes may
+        # have run before our promotion or thumbnail, so remove what we wrote (the key is this item's alone).
+        await _delete_bytes(ctx, key)
         raise _not_found(media_id)
     await ctx.storage.delete(staging_key(key))  # a PUT that ended after the promotion
     return media_object(done, ctx.settings.media_base_url)
@@ -188,8 +191,8 @@ async def _promote_upload(ctx: AppContext, key: str, content_type: str, declared
 async def _discard_upload(ctx: AppContext, org_id: str, media_id: str, key: str) -> None:
     if await ctx.db.run(lambda conn: repository.mark_failed(conn, org_id, media_id)):
         changed(ctx, org_id)
-        await ctx.storage.delete(key)
-        await ctx.storage.delete(staging_key(key))
+        # Logged, never raised: the client's error (the check that failed) is the answer.
+        await _delete_bytes(ctx, key)
 
 
 async def get_media(ctx: AppContext, caller: Caller, media_id: str) -> dict[str, Any]:

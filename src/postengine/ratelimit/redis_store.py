@@ -172,6 +172,10 @@ class RedisRateLimitStore:
                 states.append(WindowState(window, window.limit - count, oldest / _MICROS + window.seconds))
         return Admission(not blocked, now, tuple(states))
 
+    def sweep(self) -> int:
+        """Forget the outage fallback's idle logs (Redis's own keys expire by themselves)."""
+        return self._fallback.sweep()
+
     async def peek(self, subject: str, windows: Sequence[RateLimitWindow]) -> tuple[WindowState, ...]:
         reply = await self._call(self._peek, subject, windows)
         if reply is None:

@@ -19,7 +19,7 @@ from postengine.db import Database
 from postengine.kit.clock import FakeClock
 from postengine.ratelimit.store import MemoryRateLimitStore
 from tests.ops.helpers import ops_settings, serving
-from tests.ops.relay import TcpRelay
+from tests.relay import TcpRelay
 
 
 async def readyz_until(client: httpx.AsyncClient, status: int, seconds: float = 15.0) -> httpx.Response:

@@ -1,13 +1,11 @@
 """Test doubles at the edges of the Redis store: a fake clock fed into the script, a TCP relay
 that can take Redis away."""
 
-import asyncio
-import contextlib
-
 import redis.asyncio
 
 from postengine.kit.clock import Clock
 from postengine.ratelimit.redis_store import RedisRateLimitStore
+from tests.relay import TcpRelay
 
 
 class ClockedRedisStore(RedisRateLimitStore):
@@ -24,55 +22,13 @@ class ClockedRedisStore(RedisRateLimitStore):
 
 
 
-class RedisProxy:
-    """A TCP relay in front of the real Redis that a test can take down (`stop`), bring back
-    (`start`, same port) or stall (`stall`: bytes are held, so the client's socket timeout fires)."""
+class RedisProxy(TcpRelay):
+    """The relay in front of the real Redis, with the URL that reaches it through the relay."""
 
     def __init__(self, host: str, port: int, db: int) -> None:
-        self._target = (host, port)
+        super().__init__(host, port)
         self._db = db
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._flowing = asyncio.Event()
-        self._flowing.set()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/{self._db}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    def stall(self) -> None:
-        self._flowing.clear()
-
-    def resume(self) -> None:
-        self._flowing.set()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
-        self._writers.update((writer, up_writer))
-        try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        finally:
-            for each in (writer, up_writer):
-                self._writers.discard(each)
-                each.close()
-
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await source.read(65536):
-                await self._flowing.wait()
-                sink.write(data)
-                await sink.drain()
-        sink.close()

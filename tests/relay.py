@@ -1,5 +1,6 @@
-"""A TCP relay in front of a real server (PostgreSQL, Redis) that a test can take down and bring
-back on the same port: the dependency becomes unreachable for real, with no mock in the client."""
+"""A TCP relay in front of a real server (PostgreSQL, Redis) that a test can take down (`stop`),
+bring back on the same port (`start`) or stall (`stall`: bytes are held, so the client's socket
+timeout fires): the dependency becomes unreachable for real, with no mock in the client."""
 
 import asyncio
 import contextlib
@@ -11,6 +12,8 @@ class TcpRelay:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
@@ -24,6 +27,12 @@ class TcpRelay:
                 writer.close()
             await self._server.wait_closed()
             self._server = None
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -39,10 +48,10 @@ class TcpRelay:
                 self._writers.discard(each)
                 each.close()
 
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             while data := await source.read(65536):
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         sink.close()

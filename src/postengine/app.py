@@ -161,6 +161,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.settings = settings  # for what answers before the lifespan has built the context (/metrics)
     app.include_router(auth_router, prefix="/api/v1")
     app.include_router(generation_router, prefix="/api/v1")
     app.include_router(media_router, prefix="/api/v1")

@@ -108,6 +108,16 @@ class Settings(BaseSettings):
     # JSON log lines for machines; unset: JSON unless the logs go to a terminal.
     log_json: bool | None = None
     log_level: str = "info"
+    # Bearer token required on /metrics when set. Unset: /metrics is open, so keep it off the public
+    # listener (docs/deploy.md).
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        # `PE_METRICS_TOKEN=` (what compose writes for an unset `${PE_METRICS_TOKEN:-}`) means no
+        # token, not "the empty token".
+        return None if value == "" else value
 
     @field_validator("secret_key")
     @classmethod

@@ -34,7 +34,6 @@ from postengine.config import Settings
 from postengine.media.storage import storage_from_settings
 from postengine.media.storage.base import PUBLIC_PREFIX
 from postengine.ops.endpoints import router as ops_router
-from postengine.ops.settings import OpsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -59,7 +58,7 @@ OPS_PATHS = {route.path for route in ops_router.routes}  # type: ignore[attr-def
 
 def known_settings() -> set[str]:
     names: set[str] = set()
-    for model in (Settings, OpsSettings):
+    for model in (Settings,):
         prefix = model.model_config.get("env_prefix", "")
         for name, info in model.model_fields.items():
             assert info.alias is None and info.validation_alias is None, name  # else the name differs
@@ -251,7 +250,7 @@ def test_scale_out_settings_are_set_and_valid(service: str, monkeypatch: pytest.
     monkeypatch.setenv(
         "PE_METRICS_TOKEN", interpolate(environment_of(SERVICES[service])["PE_METRICS_TOKEN"], {})
     )
-    assert OpsSettings(_env_file=None).metrics_token is None  # type: ignore[call-arg]
+    assert Settings(_env_file=None).metrics_token is None  # type: ignore[call-arg]
 
     postgres = SERVICES["postgres"]["environment"]
     database = urlsplit(settings.database_url)

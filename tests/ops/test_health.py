@@ -139,17 +139,12 @@ async def test_readyz_names_redis_when_it_is_down(redis_url: str, sqlite_databas
     [(None, 401), ("Bearer wrong-token", 401), ("Basic c2VjcmV0", 401), ("Bearer s3cret-metrics-token", 200)],
 )
 async def test_metrics_token(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, header: str | None, status: int
+    sqlite_database: str, tmp_path: Path, header: str | None, status: int
 ) -> None:
-    from postengine.ops.settings import ops_settings as cached
-
-    monkeypatch.setenv("PE_METRICS_TOKEN", "s3cret-metrics-token")
-    cached.cache_clear()
-    try:
+    settings = ops_settings(tmp_path, sqlite_database, metrics_token="s3cret-metrics-token")
+    app = create_app(settings, clock=FakeClock(start=time.time()), background=False)
+    async with serving(app) as client:
         response = await client.get("/metrics", headers={"Authorization": header} if header else {})
-    finally:
-        monkeypatch.delenv("PE_METRICS_TOKEN")
-        cached.cache_clear()
     assert response.status_code == status
     if status == 401:
         assert response.json()["error"]["code"] == "unauthorized"
@@ -191,13 +186,8 @@ async def test_readyz_names_the_storage_when_the_bucket_is_unreachable(
     assert "readyz-test" not in response.text and str(port) not in response.text
 
 
-async def test_an_empty_metrics_token_means_none(client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    from postengine.ops.settings import ops_settings as cached
-
-    monkeypatch.setenv("PE_METRICS_TOKEN", "")  # what compose writes for an unset ${PE_METRICS_TOKEN:-}
-    cached.cache_clear()
-    try:
+async def test_an_empty_metrics_token_means_none(sqlite_database: str, tmp_path: Path) -> None:
+    # What compose writes for an unset ${PE_METRICS_TOKEN:-}.
+    app = create_app(ops_settings(tmp_path, sqlite_database, metrics_token=""), background=False)
+    async with serving(app) as client:
         assert (await client.get("/metrics")).status_code == 200
-    finally:
-        monkeypatch.delenv("PE_METRICS_TOKEN")
-        cached.cache_clear()

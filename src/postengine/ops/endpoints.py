@@ -12,11 +12,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from postengine.config import Settings
 from postengine.context import AppContext
 from postengine.errors import Unauthorized
 from postengine.ops import metrics
 from postengine.ops.health import CheckStatus, check_readiness
-from postengine.ops.settings import ops_settings
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,7 +52,8 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus exposition. Open unless `PE_METRICS_TOKEN` is set (then `Authorization: Bearer`
     with that token); either way it belongs on an internal network only."""
-    token = ops_settings().metrics_token
+    settings: Settings = request.app.state.settings
+    token = settings.metrics_token
     if token is not None:
         sent = request.headers.get("authorization", "")
         scheme, _, credential = sent.partition(" ")

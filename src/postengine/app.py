@@ -33,6 +33,7 @@ from postengine.generation.endpoints import router as generation_router
 from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
 from postengine.generation.providers.registry import Providers, build_providers, log_checks, report_problems
+from postengine.idempotency import service as idempotency_service
 from postengine.kit import listcache
 from postengine.kit.clock import Clock, SystemClock
 from postengine.kit.epoch import REMOTE_KEY, Epoch, follow_remote
@@ -123,6 +124,8 @@ def create_app(
                     ),
                     asyncio.create_task(run_publisher(ctx)),  # due destinations → their connectors
                     asyncio.create_task(_every(30.0, lambda: media_service.sweep_abandoned_uploads(ctx))),
+                    # Stored Idempotency-Key responses, once their 24 hours are over.
+                    asyncio.create_task(_every(600.0, lambda: idempotency_service.sweep_expired(ctx))),
                 ]
                 if built is not None:
                     # Credentials and upstream model ids are checked once, without delaying start-up.
@@ -308,7 +311,10 @@ def _install_openapi(app: FastAPI) -> None:
         schema = original()
         for path in schema.get("paths", {}).values():
             for operation in path.values():
-                operation.get("responses", {}).pop("422", None)
+                responses = operation.get("responses", {})
+                # Only FastAPI's own 422; a declared one (`idempotency_key_mismatch`) stays.
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    del responses["422"]
         schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
         schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
         schema["components"].setdefault("securitySchemes", {})["bearerAuth"] = {

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     quota_cache_seconds: float = 2.0
     max_body_bytes: int = 1024 * 1024
     generation_deadline_seconds: float = 120.0
+    # How long a response stored under an Idempotency-Key is replayed (24 h).
+    idempotency_ttl_seconds: float = Field(default=86400.0, gt=0)
     webp_quality: int = 82
     # Freed Pillow image buffers kept for reuse (each at most 16 MiB; 8 hold two 2048² images).
     # Without it every freed image goes back to the OS (about 1 ms for a 1024² image) and the next

@@ -16,6 +16,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     409: "State conflict.",
     413: "Body over 1 MiB (`payload_too_large`).",
     415: "Body content type not accepted (`unsupported_media_type`).",
+    422: "This `Idempotency-Key` was already used with a different body or endpoint (`idempotency_key_mismatch`).",
     429: "Rate limit exceeded (`rate_limit_exceeded`); see `Retry-After`.",
     500: "Image generation failed (`generation_failed`, credits refunded) or an unexpected fault (`internal_error`).",
     503: "The image provider is over capacity (`provider_unavailable`, credits refunded); rate limits cannot "
@@ -84,3 +85,25 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}},
         }
     }
+
+
+IDEMPOTENCY_DESCRIPTION = (
+    "Optional. 1–255 printable ASCII characters (a UUID is a good key), scoped to your organization. "
+    "The first successful response to a key is stored for 24 hours; a retry with the same key and body "
+    "gets that response byte for byte, with `Idempotent-Replayed: true`, and is not run (nor charged) "
+    "again. The same key with a different body: 422 `idempotency_key_mismatch`; while the first request "
+    "is still running: 409 `idempotency_in_progress` with `Retry-After`. A request that fails stores "
+    "nothing, so retrying it runs it again."
+)
+
+
+def idempotent(extra: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` plus the `Idempotency-Key` header parameter."""
+    parameter = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": IDEMPOTENCY_DESCRIPTION,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    }
+    return {**extra, "parameters": [*extra.get("parameters", []), parameter]}

@@ -33,6 +33,7 @@ from postengine.generation.providers import (
 )
 from postengine.generation.providers.offline import RENDER_MS
 from postengine.generation.schemas import GeneratedImage, GenerateImageRequest
+from postengine.idempotency import Recorder
 from postengine.kit import listcache
 from postengine.kit.clock import iso, to_datetime
 from postengine.kit.ids import new_id
@@ -82,14 +83,18 @@ def no_upscale(source: tuple[int, int], width: int, height: int) -> tuple[int, i
 
 
 async def generate_image(
-    ctx: AppContext, caller: Caller, body: GenerateImageRequest, timing: ServerTiming | None = None
+    ctx: AppContext,
+    caller: Caller,
+    body: GenerateImageRequest,
+    timing: ServerTiming | None = None,
+    record: Recorder | None = None,
 ) -> GeneratedImage:
     """`_generate_image`, timed for /metrics by model and outcome. Only generations that reserved
     credits are counted: an error after a reservation always says how much was refunded
     (`credits_refunded`), while the safety filter and a short balance refuse before any."""
     started = time.perf_counter()
     try:
-        result = await _generate_image(ctx, caller, body, timing)
+        result = await _generate_image(ctx, caller, body, timing, record)
     except ApiError as exc:
         if "credits_refunded" in exc.fields:
             outcome = next((name for kind, name in _OUTCOMES if isinstance(exc, kind)), "failed")
@@ -110,7 +115,11 @@ _OUTCOMES: tuple[tuple[type[ApiError], str], ...] = (
 
 
 async def _generate_image(
-    ctx: AppContext, caller: Caller, body: GenerateImageRequest, timing: ServerTiming | None = None
+    ctx: AppContext,
+    caller: Caller,
+    body: GenerateImageRequest,
+    timing: ServerTiming | None = None,
+    record: Recorder | None = None,
 ) -> GeneratedImage:
     timing = timing or ServerTiming()
     verdict = check_prompt(body.prompt)
@@ -220,6 +229,20 @@ async def _generate_image(
         raise
 
     completed_at = to_datetime(ctx.clock.time())
+    result = GeneratedImage(
+        media_id=media_id,
+        model=body.model,
+        aspect_ratio=body.aspect_ratio,
+        width=encoded.width,
+        height=encoded.height,
+        credits_used=spec.credits,
+        credits_remaining=reservation.balance.remaining,
+        status="completed",
+        image_url=f"{ctx.settings.media_base_url}/{key}",
+        media_ids=[media_id],
+        created_at=iso(completed_at) or "",
+        message="Image generated successfully. Attach it to a post using media_ids.",
+    )
 
     def complete(conn: Connection) -> bool:
         if not repository.mark(
@@ -251,6 +274,8 @@ async def _generate_image(
             ai_aspect_ratio=str(body.aspect_ratio),
             created_at=completed_at,
         )
+        if record is not None:  # the Idempotency-Key's response, committed with the result
+            record(conn, 200, result.model_dump(mode="json"))
         return True
 
     try:
@@ -277,20 +302,7 @@ async def _generate_image(
         raise _failed(spec.credits, None)
     metrics.credits_settled(spec.credits)
 
-    return GeneratedImage(
-        media_id=media_id,
-        model=body.model,
-        aspect_ratio=body.aspect_ratio,
-        width=encoded.width,
-        height=encoded.height,
-        credits_used=spec.credits,
-        credits_remaining=reservation.balance.remaining,
-        status="completed",
-        image_url=f"{ctx.settings.media_base_url}/{key}",
-        media_ids=[media_id],
-        created_at=iso(completed_at) or "",
-        message="Image generated successfully. Attach it to a post using media_ids.",
-    )
+    return result
 
 
 async def _run_providers(ctx: AppContext, request: ImageRequest) -> tuple[Image.Image, str]:

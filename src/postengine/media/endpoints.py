@@ -1,14 +1,17 @@
 """`/media` (API.md §5) and the signed upload URL. Thin: the rules live in `service`, `receive`, `fetch`."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from starlette.requests import Request
+from starlette.responses import Response
 
 from postengine.auth.dependencies import ReadCaller, WriteCaller
 from postengine.context import get_ctx
 from postengine.envelope import EnvelopeResponse, ok
+from postengine.idempotency import Recorder
+from postengine.idempotency import service as idempotency
 from postengine.kit.body import read_json
 from postengine.kit.pagination import PageQuery
 from postengine.kit.query import QueryModel
@@ -23,7 +26,7 @@ from postengine.media.schemas import (
     UploadRequest,
     UploadTicket,
 )
-from postengine.openapi import body_schema, envelope_of, error_responses
+from postengine.openapi import body_schema, envelope_of, error_responses, idempotent
 
 router = APIRouter(tags=["Media"])
 # The signed upload URL (`PUT`, no API key), outside /api/v1.
@@ -49,14 +52,16 @@ ListQuery = Annotated[MediaListQuery, Depends(LIST_QUERY)]
     description="Returns a signed `upload_url` that takes the file's bytes with a plain `PUT` (no API key) "
     "for 15 minutes; then call `POST /media/{id}/complete`. Requires the `write` scope.",
     response_model=envelope_of(UploadTicket),
-    responses=error_responses(400, 401, 403, 413, 415, 429),
-    openapi_extra=body_schema(UploadRequest),
+    responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429),
+    openapi_extra=idempotent(body_schema(UploadRequest)),
 )
-async def start_upload(request: Request, caller: WriteCaller) -> EnvelopeResponse:
-    body = await read_json(request, UploadRequest)
-    ctx = get_ctx(request)
-    ticket = await service.start_upload(ctx, caller, body, str(request.base_url))
-    return ok(request, ticket.model_dump(mode="json"), status=201)
+async def start_upload(request: Request, caller: WriteCaller) -> Response:
+    async def run(record: Recorder | None) -> tuple[int, Any]:
+        body = await read_json(request, UploadRequest)
+        ticket = await service.start_upload(get_ctx(request), caller, body, str(request.base_url), record)
+        return 201, ticket.model_dump(mode="json")
+
+    return await idempotency.respond(request, caller, run)
 
 
 @router.post(

@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 from postengine.auth.authenticator import Caller
 from postengine.context import AppContext
 from postengine.errors import ApiError, NotFound
+from postengine.idempotency import Recorder
 from postengine.kit import listcache
 from postengine.kit.clock import to_datetime
 from postengine.kit.ids import new_id
@@ -61,7 +62,9 @@ def _not_found(media_id: str) -> NotFound:
     return NotFound(f"No media item {media_id[:40]!r} in your organization.")
 
 
-async def start_upload(ctx: AppContext, caller: Caller, body: UploadRequest, base_url: str) -> UploadTicket:
+async def start_upload(
+    ctx: AppContext, caller: Caller, body: UploadRequest, base_url: str, record: Recorder | None = None
+) -> UploadTicket:
     fmt = FORMATS[body.content_type]
     ingest.check_size(body.content_type, body.size)
     used, limit = await ctx.db.run_read(lambda conn: repository.storage_of(conn, caller.org_id))
@@ -71,8 +74,29 @@ async def start_upload(ctx: AppContext, caller: Caller, body: UploadRequest, bas
     key = original_key(ctx, caller.org_id, media_id, fmt.extension)
     now = ctx.clock.time()
     expires = int(now) + UPLOAD_URL_SECONDS
-    await ctx.db.run(
-        lambda conn: repository.insert_media(
+    # The URL is made before the row is written, so that the whole ticket can be committed with it.
+    url = await ctx.storage.upload_url(staging_key(key), body.content_type, body.size, to_datetime(expires))
+    if url is None:
+        url = uploads.signed_url(
+            base_url,
+            ctx.settings.secret,
+            media_id=media_id,
+            key=key,
+            content_type=body.content_type,
+            size=body.size,
+            expires=expires,
+        )
+    ticket = UploadTicket(
+        media_id=media_id,
+        upload_url=url,
+        upload_method=UploadMethod(method="PUT", content_type=body.content_type),
+        provider=ctx.storage.name,
+        expires_in=expires - int(now),
+        max_size=MAX_SIZE[fmt.type],
+    )
+
+    def write(conn: Connection) -> None:
+        repository.insert_media(
             conn,
             id=media_id,
             org_id=caller.org_id,
@@ -86,27 +110,12 @@ async def start_upload(ctx: AppContext, caller: Caller, body: UploadRequest, bas
             upload_expires_at=to_datetime(expires),
             created_at=to_datetime(now),
         )
-    )
+        if record is not None:  # the Idempotency-Key's response, committed with the media row
+            record(conn, 201, ticket.model_dump(mode="json"))
+
+    await ctx.db.run(write)
     changed(ctx, caller.org_id)
-    url = await ctx.storage.upload_url(staging_key(key), body.content_type, body.size, to_datetime(expires))
-    if url is None:
-        url = uploads.signed_url(
-            base_url,
-            ctx.settings.secret,
-            media_id=media_id,
-            key=key,
-            content_type=body.content_type,
-            size=body.size,
-            expires=expires,
-        )
-    return UploadTicket(
-        media_id=media_id,
-        upload_url=url,
-        upload_method=UploadMethod(method="PUT", content_type=body.content_type),
-        provider=ctx.storage.name,
-        expires_in=expires - int(now),
-        max_size=MAX_SIZE[fmt.type],
-    )
+    return ticket
 
 
 async def complete_upload(ctx: AppContext, caller: Caller, media_id: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from postengine.models.base import Base
 from postengine.models.credit_account import CreditAccount
 from postengine.models.credit_ledger import CreditLedgerEntry
 from postengine.models.generation import Generation
+from postengine.models.idempotency_key import IdempotencyKey
 from postengine.models.media import Media
 from postengine.models.organization import Organization
 from postengine.models.post import Post, PostMedia
@@ -18,6 +19,7 @@ __all__ = [
     "CreditAccount",
     "CreditLedgerEntry",
     "Generation",
+    "IdempotencyKey",
     "Media",
     "Organization",
     "Post",

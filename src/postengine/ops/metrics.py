@@ -54,6 +54,10 @@ RATE_LIMITED = Counter(
     "Requests refused with 429, by the scope of the limit that refused them.",
     ["scope"],
 )
+IDEMPOTENT_REPLAYS = Counter(
+    "postengine_idempotent_replays",
+    "Requests answered with a stored response because their Idempotency-Key was already used.",
+)
 PUBLISH_OUTCOMES = Counter(
     "postengine_publish_outcomes",
     "Publish attempts by outcome: published, transient (to be retried), permanent (failed), lost "
@@ -122,6 +126,10 @@ def credits_refunded(amount: int) -> None:
 
 def rate_limited(scope: str) -> None:
     RATE_LIMITED.labels(scope).inc()
+
+
+def idempotent_replay() -> None:
+    IDEMPOTENT_REPLAYS.inc()
 
 
 def publish_outcomes(*, published: int, transient: int, permanent: int, lost: int) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
+from starlette.responses import Response
 
 from postengine.auth.authenticator import Caller
 from postengine.auth.dependencies import ReadCaller, WriteCaller, access
@@ -14,9 +15,11 @@ from postengine.auth.scopes import Scope
 from postengine.context import get_ctx
 from postengine.envelope import EnvelopeResponse, ok
 from postengine.errors import ValidationFailed
+from postengine.idempotency import Recorder
+from postengine.idempotency import service as idempotency
 from postengine.kit.body import parse_model, read_json
 from postengine.kit.query import QueryModel
-from postengine.openapi import body_schema, envelope_of, error_responses
+from postengine.openapi import body_schema, envelope_of, error_responses, idempotent
 from postengine.posts import service
 from postengine.posts.repository import PostFilters
 from postengine.posts.schemas import (
@@ -89,12 +92,15 @@ def _utc(field: str, value: datetime | None) -> datetime | None:
     description="Publish now, schedule (`scheduled_at`, alias `scheduled_for`), or save a draft. "
     "Requires the `write` scope; counts against the `posts` rate limits.",
     response_model=envelope_of(CreatedPost),
-    responses=error_responses(400, 401, 403, 404, 413, 415, 429),
-    openapi_extra=body_schema(CreatePostRequest),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
+    openapi_extra=idempotent(body_schema(CreatePostRequest)),
 )
-async def create_post(request: Request, caller: PostsWriteCaller) -> EnvelopeResponse:
-    body = await _read_body(request, CreatePostRequest)
-    return ok(request, await service.create_post(get_ctx(request), caller, body), status=201)
+async def create_post(request: Request, caller: PostsWriteCaller) -> Response:
+    async def run(record: Recorder | None) -> tuple[int, Any]:
+        body = await _read_body(request, CreatePostRequest)
+        return 201, await service.create_post(get_ctx(request), caller, body, record)
+
+    return await idempotency.respond(request, caller, run)
 
 
 @router.get(

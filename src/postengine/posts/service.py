@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from postengine.auth.authenticator import Caller
 from postengine.context import AppContext
 from postengine.errors import ValidationFailed
+from postengine.idempotency import Recorder
 from postengine.kit import listcache
 from postengine.kit.clock import to_datetime
 from postengine.kit.pagination import pagination
@@ -179,7 +180,9 @@ def _message(status: str, count: int) -> str:
     return f"Post scheduled for {accounts}"
 
 
-async def create_post(ctx: AppContext, caller: Caller, body: CreatePostRequest) -> dict[str, Any]:
+async def create_post(
+    ctx: AppContext, caller: Caller, body: CreatePostRequest, record: Recorder | None = None
+) -> dict[str, Any]:
     now = to_datetime(ctx.clock.time())
     post = _Draft(
         content=body.content,
@@ -192,8 +195,9 @@ async def create_post(ctx: AppContext, caller: Caller, body: CreatePostRequest) 
     )
     _check_shape(post, now, schedule_changed=True)
     post_id = str(uuid.uuid4())
+    count = len(post.account_ids)
 
-    def write(conn: Connection) -> repository.PostRows:
+    def write(conn: Connection) -> dict[str, Any]:
         accounts = _check_references(conn, caller.org_id, post)
         repository.insert_post(
             conn,
@@ -212,15 +216,18 @@ async def create_post(ctx: AppContext, caller: Caller, body: CreatePostRequest) 
         repository.insert_destinations(
             conn, _destination_rows(post_id, caller.org_id, post, accounts, post.account_ids, now)
         )
-        return repository.load_posts(conn, caller.org_id, [post_id])
+        rows = repository.load_posts(conn, caller.org_id, [post_id])
+        data = presenter.post(rows.posts[0], rows, ctx.settings.media_base_url)
+        data = {**data, "accounts_count": count, "message": _message(post.status, count)}
+        if record is not None:  # the Idempotency-Key's response, committed with the post
+            record(conn, 201, data)
+        return data
 
-    rows = await ctx.db.run(write)
+    data = await ctx.db.run(write)
     listcache.invalidate(ctx.db, listcache.POSTS, caller.org_id)
     if post.status == "publishing":
         publisher.wake(ctx.db)
-    data = presenter.post(rows.posts[0], rows, ctx.settings.media_base_url)
-    count = len(post.account_ids)
-    return {**data, "accounts_count": count, "message": _message(post.status, count)}
+    return data
 
 
 async def get_post(ctx: AppContext, caller: Caller, post_id: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
 from postengine.generation.providers.registry import Providers, build_providers, log_checks, report_problems
 from postengine.idempotency import service as idempotency_service
+from postengine.idempotency.locks import MemoryLocks, RedisLocks
 from postengine.kit import listcache
 from postengine.kit.clock import Clock, SystemClock
 from postengine.kit.epoch import REMOTE_KEY, Epoch, follow_remote
@@ -108,6 +109,7 @@ def create_app(
                 storage=storage or storage_from_settings(settings),  # PE_STORAGE_URL: file:// or s3://
                 cpu=cpu,
                 http=http,
+                locks=RedisLocks(shared, settings.redis_prefix) if shared is not None else MemoryLocks(clock),
             )
             app.state.ctx = ctx
             tasks = []

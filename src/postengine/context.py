@@ -11,6 +11,7 @@ from postengine.config import Settings
 from postengine.db import Database
 from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageProvider
+from postengine.idempotency.locks import LockStore
 from postengine.kit.clock import Clock
 from postengine.media.storage import MediaStorage
 from postengine.orgs.snapshot import OrgCache
@@ -29,6 +30,7 @@ class AppContext:
     storage: MediaStorage
     cpu: CapacityLimiter  # bounds drawing/encoding threads to the number of cores
     http: httpx.AsyncClient  # outgoing HTTP (providers): one connection pool for the process
+    locks: LockStore  # Idempotency-Key locks: in-process, or Redis shared by every process
 
 
 def get_ctx(request: Request) -> AppContext:

@@ -6,15 +6,17 @@ per organisation and last 24 hours. Runs on SQLite and PostgreSQL (the conftest 
 """
 
 import asyncio
-from datetime import timedelta
+from contextlib import asynccontextmanager
 
 import httpx
+import orjson
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from postengine.app import create_app
+from postengine.generation.models import ImageModel
 from postengine.generation.providers import ImageRequest, ProviderError
-from postengine.idempotency import repository as idem_repo
 from postengine.kit.clock import to_datetime
 from postengine.models import CreditLedgerEntry, Generation, IdempotencyKey, Media, Post
 from postengine.ratelimit.rules import RateLimitScope, windows_for
@@ -33,14 +35,16 @@ class GatedProvider:
 
     name = "gated"
 
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
+    def __init__(self, expect: int = 1) -> None:
+        self.started = asyncio.Event()  # set once `expect` calls have arrived
         self.release = asyncio.Event()
+        self.expect = expect
         self.calls = 0
 
     async def generate(self, request: ImageRequest) -> Image.Image:
         self.calls += 1
-        self.started.set()
+        if self.calls >= self.expect:
+            self.started.set()
         await self.release.wait()
         return Image.new("RGB", (request.width, request.height), (10, 120, 200))
 
@@ -184,7 +188,7 @@ async def test_a_failure_stores_nothing_and_the_retry_runs(settings, clock, make
     assert assert_envelope(retried, 200)["data"]["credits_remaining"] == 495
     assert_envelope(fixed, 200)
     assert len(provider.calls) == 3
-    assert await count(db, IdempotencyKey, org_id=tenant.org_id) == 2
+    assert await count(db, IdempotencyKey, org_id=tenant.org_id) == 2  # the two successes
 
 
 async def test_response_is_stored_with_the_result(settings, clock, make_tenant, db, monkeypatch) -> None:
@@ -244,29 +248,76 @@ async def test_sweeper_deletes_expired_keys(app, client: httpx.AsyncClient, make
     assert [k for (k,) in keys] == ["new"]
 
 
-async def test_a_key_left_running_by_a_dead_process_is_taken_over_after_its_lease(
-    settings, clock, make_tenant, db
-) -> None:
+@asynccontextmanager
+async def app_and_client(settings, clock, provider):
+    providers = {model: [provider] for model in ImageModel}
+    app = create_app(settings, clock=clock, providers=providers, background=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield app, http
+
+
+async def test_a_lock_left_by_a_dead_holder_expires(settings, clock, make_tenant, db) -> None:
+    """A holder that never lets go (it hung, or died holding a Redis lock) blocks its key with 409s
+    until the lock expires, a minute after the generation deadline; then the key runs."""
     from postengine.idempotency import service as idempotency
 
     tenant = await make_tenant()
-    now = to_datetime(clock.time())
-    fingerprint = idempotency.fingerprint_of(f"POST {GEN}", b'{"prompt":"a lighthouse at dawn","model":"gemini-3-pro","aspect_ratio":"1:1"}')
-    lease = idempotency.lease_seconds(settings)
-    claim = idem_repo.NewClaim(
-        tenant.org_id, "orphan", f"POST {GEN}", fingerprint, "dead" * 8, created_at=now,
-        locked_until=now + timedelta(seconds=lease), expires_at=now + timedelta(days=1),
-    )
-    await db.run(lambda conn: idem_repo.insert_new(conn, claim))
+    fingerprint = idempotency.fingerprint_of(f"POST {GEN}", orjson.dumps(PROMPT))
     provider = ScriptedProvider()
-    async with client_with(settings, clock, provider) as client:
+    async with app_and_client(settings, clock, provider) as (app, client):
+        name = idempotency.lock_name(tenant.org_id, "orphan")
+        seconds = idempotency.lock_seconds(settings)
+        assert await app.state.ctx.locks.acquire(name, "dead", (fingerprint, f"POST {GEN}"), seconds) is None
         assert_envelope(await client.post(GEN, headers=keyed(tenant, "orphan"), json=PROMPT), 409, "idempotency_in_progress")
-        clock.advance(lease + 1)
+        other = await client.post(GEN, headers=keyed(tenant, "orphan"), json={**PROMPT, "prompt": "x"})
+        assert assert_envelope(other, 422, "idempotency_key_mismatch")["error"]["details"]["endpoint"] == f"POST {GEN}"
+        clock.advance(seconds + 1)
         taken = await client.post(GEN, headers=keyed(tenant, "orphan"), json=PROMPT)
+        await app.state.ctx.locks.release(name, "dead")  # the old holder's late release frees nothing
         replay = await client.post(GEN, headers=keyed(tenant, "orphan"), json=PROMPT)
     assert_envelope(taken, 200)
     assert replay.content == taken.content
     assert len(provider.calls) == 1
+
+
+class NoLocks:
+    """Locks that never hold (as when Redis is unreachable and they fail open, or a lock expired)."""
+
+    async def acquire(self, name, token, request, seconds):
+        return None
+
+    async def release(self, name, token):
+        return None
+
+
+async def test_without_locks_the_database_still_lets_one_attempt_commit(settings, clock, make_tenant, db) -> None:
+    """Two attempts with one key both run; the one that commits second is rolled back and refunded,
+    and answers with the first one's response: one charge, one media item."""
+    tenant = await make_tenant()
+    provider = GatedProvider(expect=2)
+    async with app_and_client(settings, clock, provider) as (app, client):
+        app.state.ctx.locks = NoLocks()
+        first = asyncio.create_task(client.post(GEN, headers=keyed(tenant, "both"), json=PROMPT))
+        second = asyncio.create_task(client.post(GEN, headers=keyed(tenant, "both"), json=PROMPT))
+        await asyncio.wait_for(provider.started.wait(), 10)  # both are at the provider
+        provider.release.set()
+        answers = await asyncio.wait_for(asyncio.gather(first, second), 30)
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].content == answers[1].content
+    assert sorted(a.headers.get("idempotent-replayed", "") for a in answers) == ["", "true"]
+    assert await count(db, Generation, org_id=tenant.org_id, status="completed") == 1
+    assert await count(db, Generation, org_id=tenant.org_id, status="failed") == 1
+    assert await count(db, Media, org_id=tenant.org_id) == 1
+    assert await count(db, CreditLedgerEntry, org_id=tenant.org_id, kind="refund") == 1
+    me = (await _me(settings, clock, tenant))["quota"]["ai_credits"]["remaining"]
+    assert me == 495
+
+
+async def _me(settings, clock, tenant) -> dict:
+    async with client_with(settings, clock, ScriptedProvider()) as client:
+        return (await client.get("/api/v1/me", headers=tenant.headers)).json()["data"]
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from postengine.generation.providers import (
 from postengine.generation.providers.offline import RENDER_MS
 from postengine.generation.schemas import GeneratedImage, GenerateImageRequest
 from postengine.idempotency import Recorder
+from postengine.idempotency.errors import ClaimLost
 from postengine.kit import listcache
 from postengine.kit.clock import iso, to_datetime
 from postengine.kit.ids import new_id
@@ -281,6 +282,13 @@ async def _generate_image(
     try:
         with timing.measure("db"):
             settled = await ctx.db.run(complete)
+    except ClaimLost:
+        # Another request with the same Idempotency-Key committed its result first: this one was
+        # rolled back whole; refund it, and the caller answers with the other's response.
+        await refund("duplicate of an idempotent request that finished first")
+        await ctx.storage.delete(key)
+        await ctx.storage.delete(thumb_key)
+        raise
     except Exception:
         # Recording failed (database error). Refund now rather than after the deadline; the refund
         # is conditional on the generation still being `reserved`, so if the commit did happen

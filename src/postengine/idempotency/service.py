@@ -1,15 +1,20 @@
 """Idempotent POST requests (`Idempotency-Key`), scoped to the organisation.
 
-The first request with a key claims it (a `running` row, held for a lease) and runs. Its 2xx
-response is stored *in the same transaction* as what the request created or charged (the service
-calls the `Recorder` it is given inside its last transaction), so a process that dies after that
-commit leaves a key that replays, never one that runs again. Later requests with the key get that
-response byte for byte, with `Idempotent-Replayed: true`, until the key expires (24 h after the first
-request). A request that fails (any non-2xx) releases its key: nothing was created or charged, so a
-retry runs again. A key held by a process that died is taken over once its lease has run out.
+1. A stored response for the key (and the same request) is replayed byte for byte, with
+   `Idempotent-Replayed: true`; the same key with another request is a 422.
+2. Otherwise the request takes the key's lock (`locks`: in-process, or Redis with several
+   processes); a duplicate that finds it taken gets 409 `idempotency_in_progress`.
+3. The request runs. Its 2xx response is stored *in the same transaction* as what it created or
+   charged (the service calls the `Recorder` it is given inside its last transaction), so a process
+   that dies after that commit leaves a key that replays, never one that runs again; and since the
+   response is inserted under the key's primary key, of two attempts that both ran (a lock lost to
+   an expiry or a Redis failover) only one commits; the other's transaction rolls back and it
+   answers with the winner's response.
+4. A request that fails (any non-2xx) stores nothing: nothing was created or charged, so a retry
+   runs again.
 
-Rate limiting runs before this (the caller dependency), so a replay uses a rate-limit slot like any
-request; a replay itself never charges credits or creates anything.
+Responses are kept 24 hours from the first request. Rate limiting runs before all this (the caller
+dependency), so a replay uses a rate-limit slot like any request; it never charges or creates.
 """
 
 import hashlib
@@ -18,7 +23,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -43,35 +48,35 @@ HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 # A 409's Retry-After: a generation usually ends within seconds, so retry soon rather than at the
-# end of a lease that only matters when the holder died.
+# end of a lock that only lasts that long when its holder died.
 IN_PROGRESS_RETRY_AFTER = 2
-# How long a claim outlives a generation's deadline before another request may take it over.
-LEASE_MARGIN_SECONDS = 60.0
+# How long a lock outlives a generation's deadline (a live request ends within its deadline).
+LOCK_MARGIN_SECONDS = 60.0
 
 
 @dataclass
 class Claim:
-    """This request holds the key."""
+    """This request holds the key's lock and may store its response."""
 
     org_id: str
     key: str
+    endpoint: str
+    fingerprint: str
     token: str
     request: Request
+    ttl: timedelta
+    now_seconds: float
     response: tuple[int, bytes] | None = field(default=None)
 
     def record(self, conn: Connection, status: int, data: Any) -> None:
         body = orjson.dumps({"data": data, "error": None, "meta": meta(self.request)})
-        if not repository.finish(
-            conn, org_id=self.org_id, key=self.key, token=self.token, status_code=status, body=body
-        ):
-            raise ClaimLost(f"idempotency key lease of {self.org_id} lost")
+        created = to_datetime(self.now_seconds)
+        stored = repository.Response(
+            self.org_id, self.key, self.endpoint, self.fingerprint, status, body, created, created + self.ttl
+        )
+        if not repository.insert(conn, stored):
+            raise ClaimLost(f"another request stored a response for an idempotency key of {self.org_id}")
         self.response = (status, body)
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    status: int
-    body: bytes
 
 
 Handler = Callable[[Recorder | None], Awaitable[tuple[int, Any]]]
@@ -87,27 +92,75 @@ async def respond(request: Request, caller: Caller, handler: Handler) -> Respons
     ctx = get_ctx(request)
     endpoint = f"{request.method} {request.url.path}"
     fingerprint = fingerprint_of(endpoint, await request.body())
-    outcome = await _claim(ctx, caller.org_id, key, endpoint, fingerprint, request)
-    if isinstance(outcome, Replay):
-        metrics.idempotent_replay()
-        headers = {**extra_headers(request), REPLAYED_HEADER: "true"}
-        return Response(outcome.body, outcome.status, headers=headers, media_type="application/json")
-    claim = outcome
+    replay = await _stored(ctx, request, caller.org_id, key, fingerprint)
+    if replay is not None:
+        return replay
+
+    token = secrets.token_hex(16)
+    name = lock_name(caller.org_id, key)
+    held = await ctx.locks.acquire(name, token, (fingerprint, endpoint), lock_seconds(ctx.settings))
+    if held is not None:
+        if held.fingerprint != fingerprint:
+            raise IdempotencyKeyMismatch(held.endpoint)
+        raise IdempotencyInProgress(max(1, min(IN_PROGRESS_RETRY_AFTER, math.ceil(held.seconds_left))))
     try:
-        status, data = await handler(claim.record)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _release(ctx, claim)
-        raise
-    if claim.response is None:  # the service did not record in its own transaction: record now
+        # The holder before us may have stored its response just before letting go of the lock.
+        replay = await _stored(ctx, request, caller.org_id, key, fingerprint)
+        if replay is not None:
+            return replay
+        claim = Claim(
+            caller.org_id,
+            key,
+            endpoint,
+            fingerprint,
+            token,
+            request,
+            timedelta(seconds=ctx.settings.idempotency_ttl_seconds),
+            ctx.clock.time(),
+        )
         try:
-            await ctx.db.run(lambda conn: claim.record(conn, status, data))
+            status, data = await handler(claim.record)
         except ClaimLost:
-            log.warning("idempotency key of %s taken over before its response was stored", caller.org_id)
-            return ok(request, data, status=status)
-    assert claim.response is not None
-    status, body = claim.response
-    return Response(body, status, headers=extra_headers(request), media_type="application/json")
+            # Another attempt with this key committed first (our lock had been lost): its answer is
+            # the answer, and everything this attempt did was rolled back (or refunded).
+            replay = await _stored(ctx, request, caller.org_id, key, fingerprint)
+            if replay is None:
+                raise IdempotencyInProgress(IN_PROGRESS_RETRY_AFTER) from None
+            return replay
+        if claim.response is None:  # the service did not record in its own transaction: record now
+            try:
+                await ctx.db.run(lambda conn: claim.record(conn, status, data))
+            except ClaimLost:
+                log.warning("idempotency key of %s answered twice; the first answer is stored", caller.org_id)
+                return ok(request, data, status=status)
+        assert claim.response is not None
+        status, body = claim.response
+        return Response(body, status, headers=extra_headers(request), media_type="application/json")
+    finally:
+        with anyio.CancelScope(shield=True):
+            await ctx.locks.release(name, token)
+
+
+def lock_name(org_id: str, key: str) -> str:
+    return f"{org_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def lock_seconds(settings: Settings) -> float:
+    return settings.generation_deadline_seconds + LOCK_MARGIN_SECONDS
+
+
+async def _stored(
+    ctx: AppContext, request: Request, org_id: str, key: str, fingerprint: str
+) -> Response | None:
+    now = to_datetime(ctx.clock.time())
+    stored = await ctx.db.run_read(lambda conn: repository.find(conn, org_id, key, now))
+    if stored is None:
+        return None
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyKeyMismatch(stored.endpoint)
+    metrics.idempotent_replay()
+    headers = {**extra_headers(request), REPLAYED_HEADER: "true"}
+    return Response(stored.body, stored.status_code, headers=headers, media_type="application/json")
 
 
 def key_of(request: Request) -> str | None:
@@ -138,73 +191,6 @@ def fingerprint_of(endpoint: str, body: bytes) -> str:
     digest.update(b"\n")
     digest.update(canonical)
     return digest.hexdigest()
-
-
-def lease_seconds(settings: Settings) -> float:
-    return settings.generation_deadline_seconds + LEASE_MARGIN_SECONDS
-
-
-async def _claim(
-    ctx: AppContext, org_id: str, key: str, endpoint: str, fingerprint: str, request: Request
-) -> Claim | Replay:
-    now = to_datetime(ctx.clock.time())
-    token = secrets.token_hex(16)
-    locked_until = now + timedelta(seconds=lease_seconds(ctx.settings))
-    expires_at = now + timedelta(seconds=ctx.settings.idempotency_ttl_seconds)
-    new = repository.NewClaim(
-        org_id,
-        key,
-        endpoint,
-        fingerprint,
-        token,
-        created_at=now,
-        locked_until=locked_until,
-        expires_at=expires_at,
-    )
-
-    def claim(conn: Connection) -> Replay | None:
-        stored = repository.find(conn, org_id, key)
-        if stored is None:
-            if repository.insert_new(conn, new):
-                return None
-            stored = repository.find(conn, org_id, key)  # PostgreSQL: a concurrent request inserted it
-            if stored is None:
-                raise _in_progress(now, now)
-        if stored.expires_at <= now:
-            if repository.restart(conn, new, stored.token):
-                return None
-            raise _in_progress(now, now)
-        if stored.fingerprint != fingerprint:
-            raise IdempotencyKeyMismatch(stored.endpoint)
-        if stored.status_code is not None and stored.body is not None:
-            return Replay(stored.status_code, stored.body)
-        if stored.locked_until > now:
-            raise _in_progress(stored.locked_until, now)
-        # Its holder's lease ran out: that process died (a live one finishes within its deadline).
-        if repository.take_over(
-            conn, org_id=org_id, key=key, old_token=stored.token, token=token, locked_until=locked_until
-        ):
-            log.warning("idempotency key of %s taken over after its lease ran out", org_id)
-            return None
-        raise _in_progress(now, now)
-
-    replay = await ctx.db.run(claim)
-    return replay or Claim(org_id, key, token, request)
-
-
-def _in_progress(locked_until: datetime, now: datetime) -> IdempotencyInProgress:
-    left = (locked_until - now).total_seconds()
-    return IdempotencyInProgress(max(1, min(IN_PROGRESS_RETRY_AFTER, math.ceil(left))))
-
-
-async def _release(ctx: AppContext, claim: Claim) -> None:
-    try:
-        await ctx.db.run(
-            lambda conn: repository.release(conn, org_id=claim.org_id, key=claim.key, token=claim.token)
-        )
-    except Exception:
-        # The key stays `running` until its lease runs out; then a retry takes it over.
-        log.exception("could not release an idempotency key of %s", claim.org_id)
 
 
 async def sweep_expired(ctx: AppContext) -> int:

@@ -23,11 +23,9 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("endpoint", sa.String(length=80), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("token", sa.String(length=32), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=True),
-        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["org_id"],

@@ -35,6 +35,7 @@ from postengine.credits import service as credits
 from postengine.credits.plans import Plan
 from postengine.db import Database
 from postengine.kit.clock import SystemClock, to_datetime
+from postengine.logs import configure_logging
 from postengine.orgs import service as orgs
 from postengine.ratelimit.rules import RateLimitWindow
 from postengine.ratelimit.store import Admission, WindowState
@@ -81,6 +82,7 @@ async def rate(client: httpx.AsyncClient, n: int, path: str, body: dict, headers
 
 
 async def main(args: argparse.Namespace) -> None:
+    configure_logging(json=True, level="warning")  # no access line per request
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         settings = Settings(database_url=url, data_dir=Path(tmp), storage_url=f"file://{Path(tmp) / 'media'}")

@@ -1,9 +1,10 @@
 """Idempotent POST requests (`Idempotency-Key`), scoped to the organisation.
 
-1. A stored response for the key (and the same request) is replayed byte for byte, with
-   `Idempotent-Replayed: true`; the same key with another request is a 422.
-2. Otherwise the request takes the key's lock (`locks`: in-process, or Redis with several
-   processes); a duplicate that finds it taken gets 409 `idempotency_in_progress`.
+1. The request takes the key's lock (`locks`: in-process, or Redis with several processes).
+2. A stored response for the key (and the same request) is replayed byte for byte, with
+   `Idempotent-Replayed: true`; the same key with another request is a 422. With no stored
+   response, a request that did not get the lock is a duplicate of one still running: 409
+   `idempotency_in_progress` (or 422 if its body differs).
 3. The request runs. Its 2xx response is stored *in the same transaction* as what it created or
    charged (the service calls the `Recorder` it is given inside its last transaction), so a process
    that dies after that commit leaves a key that replays, never one that runs again; and since the
@@ -92,19 +93,19 @@ async def respond(request: Request, caller: Caller, handler: Handler) -> Respons
     ctx = get_ctx(request)
     endpoint = f"{request.method} {request.url.path}"
     fingerprint = fingerprint_of(endpoint, await request.body())
-    replay = await _stored(ctx, request, caller.org_id, key, fingerprint)
-    if replay is not None:
-        return replay
-
     token = secrets.token_hex(16)
     name = lock_name(caller.org_id, key)
     held = await ctx.locks.acquire(name, token, (fingerprint, endpoint), lock_seconds(ctx.settings))
     if held is not None:
+        # Someone holds the key: a duplicate still running, or just a concurrent replay.
+        replay = await _stored(ctx, request, caller.org_id, key, fingerprint)
+        if replay is not None:
+            return replay
         if held.fingerprint != fingerprint:
             raise IdempotencyKeyMismatch(held.endpoint)
         raise IdempotencyInProgress(max(1, min(IN_PROGRESS_RETRY_AFTER, math.ceil(held.seconds_left))))
     try:
-        # The holder before us may have stored its response just before letting go of the lock.
+        # Looked up under the lock, so a holder that stored its response and let go just before is seen.
         replay = await _stored(ctx, request, caller.org_id, key, fingerprint)
         if replay is not None:
             return replay

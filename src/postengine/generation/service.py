@@ -129,7 +129,8 @@ async def _generate_image(
 
     spec = MODEL_SPECS[body.model]
     width, height = output_size(body.model, body.aspect_ratio)
-    generation_id, media_id = new_id("gen"), new_id("med")
+    generation_id = new_id("gen")
+    media_id = media_id_of(generation_id)
     now = to_datetime(ctx.clock.time())
 
     deadline = now + timedelta(seconds=ctx.settings.generation_deadline_seconds)
@@ -161,8 +162,11 @@ async def _generate_image(
     metrics.credits_reserved(spec.credits)  # counted once committed
     ctx.orgs.invalidate(caller.org_id)
 
+    key, thumb_key = _image_keys(ctx, caller.org_id, generation_id)
+
     async def refund(error: str) -> credits.Balance | None:
-        return await refund_generation(
+        """Refund once, and when this call refunded, drop whatever bytes were already stored."""
+        balance = await refund_generation(
             ctx,
             generation_id=generation_id,
             org_id=caller.org_id,
@@ -171,9 +175,10 @@ async def _generate_image(
             period_start=reservation.period_start,
             error=error,
         )
+        if balance is not None:
+            await _discard(ctx, key, thumb_key)
+        return balance
 
-    key = media_service.original_key(ctx, caller.org_id, media_id, "webp")  # per organisation in a bucket
-    thumb_key = sibling_key(key, "thumb.webp")
     try:
         with anyio.fail_after(ctx.settings.generation_deadline_seconds):
             with timing.measure("provider"):
@@ -286,8 +291,6 @@ async def _generate_image(
         # Another request with the same Idempotency-Key committed its result first: this one was
         # rolled back whole; refund it, and the caller answers with the other's response.
         await refund("duplicate of an idempotent request that finished first")
-        await ctx.storage.delete(key)
-        await ctx.storage.delete(thumb_key)
         raise
     except Exception:
         # Recording failed (database error). Refund now rather than after the deadline; the refund
@@ -296,8 +299,6 @@ async def _generate_image(
         log.exception("recording generation %s failed", generation_id)
         balance = await refund("could not record the result")
         if balance is not None:
-            await ctx.storage.delete(key)
-            await ctx.storage.delete(thumb_key)
             raise _failed(spec.credits, balance) from None
         settled = True
     ctx.orgs.invalidate(caller.org_id)
@@ -305,12 +306,32 @@ async def _generate_image(
     if not settled:
         # The sweeper refunded this generation while it ran past its deadline: it is not charged,
         # so it must not produce a media item either.
-        await ctx.storage.delete(key)
-        await ctx.storage.delete(thumb_key)
+        await _discard(ctx, key, thumb_key)
         raise _failed(spec.credits, None)
     metrics.credits_settled(spec.credits)
 
     return result
+
+
+def media_id_of(generation_id: str) -> str:
+    """The id of a generation's media item: chosen with the generation (same random part), so that
+    the sweeper, which knows only the generation, can find bytes a dead process had stored."""
+    return "med_" + generation_id.removeprefix("gen_")
+
+
+def _image_keys(ctx: AppContext, org_id: str, generation_id: str) -> tuple[str, str]:
+    key = media_service.original_key(ctx, org_id, media_id_of(generation_id), "webp")  # per organisation
+    return key, sibling_key(key, "thumb.webp")
+
+
+async def _discard(ctx: AppContext, *keys: str) -> None:
+    """Delete the bytes of a generation that did not complete; a failure is logged, not raised (they
+    are never served: no media row points at them)."""
+    for key in keys:
+        try:
+            await ctx.storage.delete(key)
+        except Exception:
+            log.exception("could not delete %s of a failed generation", key)
 
 
 async def _run_providers(ctx: AppContext, request: ImageRequest) -> tuple[Image.Image, str]:
@@ -394,6 +415,8 @@ async def sweep_expired(ctx: AppContext, grace_seconds: float | None = None) -> 
         )
         if balance is not None:
             refunded += 1
+            # A process that died after storing the image (before recording it) left its bytes.
+            await _discard(ctx, *_image_keys(ctx, gen.org_id, gen.id))
     if refunded:
         log.warning("sweeper refunded %d generations stuck past their deadline", refunded)
     return refunded

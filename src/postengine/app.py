@@ -176,7 +176,11 @@ def create_app(
     app.include_router(cdn_router)
     app.include_router(ops_router)  # /healthz, /readyz, /metrics: no key, no rate limit
     _install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        body_idle_timeout=settings.body_idle_timeout_seconds,
+    )
     _install_openapi(app)
     return app
 

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # GET /me's quota snapshot: dropped at once on this process's own writes and on CLI changes.
     quota_cache_seconds: float = 2.0
     max_body_bytes: int = 1024 * 1024
+    # A request body must keep coming: at least 64 KiB (or its end) per this many seconds spent
+    # waiting for it, else 408 `request_timeout` and the connection is closed (`middleware._paced`).
+    # A window, not a total: large uploads are legitimately long, dribbling clients are not.
+    body_idle_timeout_seconds: float = Field(30.0, gt=0)
     generation_deadline_seconds: float = 120.0
     # How long a response stored under an Idempotency-Key is replayed (24 h).
     idempotency_ttl_seconds: float = Field(default=86400.0, gt=0)

@@ -83,6 +83,15 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class RequestTimeout(ApiError):
+    """The request body stopped arriving (a slow or stalled client): the connection is closed."""
+
+    status, code = 408, "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 

@@ -1,13 +1,10 @@
 """`/cdn`: the embedded stand-in for a CDN in front of the media bucket (API.md §4.6).
 
 No API key (like a CDN URL); the media id's 96 random bits make URLs unguessable. Only paths of
-the exact form we create are served, so no traversal or symlink trick reaches another file.
+the exact form we create are served, and only regular files reached without a symbolic link
+(`LocalStorage.stat`), so no traversal or link trick reaches another file.
 """
 
-import os
-import stat
-
-import anyio.to_thread
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -36,16 +33,13 @@ async def serve_media(request: Request, media_id: str, name: str) -> Response:
     storage = get_ctx(request).storage
     if not isinstance(storage, LocalStorage):
         raise NotFound("Media is served from the configured public media URL, not from this server.")
+    key = f"media/{media_id}/{name}"
     try:
-        path = storage.path_for(f"media/{media_id}/{name}")
-    except InvalidKey:
+        path = storage.path_for(key)
+        # A link, a linked folder, a FIFO or anything else planted in the folder is "not found".
+        st = await storage.stat(key)
+    except (InvalidKey, FileNotFoundError):
         raise NotFound("No such media file.") from None
-    try:
-        st = await anyio.to_thread.run_sync(os.lstat, path)
-    except FileNotFoundError:
-        raise NotFound("No such media file.") from None
-    if not stat.S_ISREG(st.st_mode):  # a symlink or anything else planted in the folder
-        raise NotFound("No such media file.")
     # Files are written once under a fresh id and never change: size + mtime identify the bytes.
     etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
     # nosniff: uploaded bytes are served as the type they were checked to be, never re-guessed.

@@ -53,16 +53,9 @@ class Response:
 
 
 def insert(conn: Connection, response: Response) -> bool:
-    """Store a response; False when the key already has one (another attempt committed first), in
-    which case the caller's transaction must roll back. An expired response under the key is
-    replaced."""
-    conn.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.org_id == response.org_id,
-            IdempotencyKey.key == response.key,
-            IdempotencyKey.expires_at <= response.created_at,
-        )
-    )
+    """Store a response; False when the key already has a live one (another attempt committed
+    first), in which case the caller's transaction must roll back. An expired response under the key
+    is replaced. One statement: an upsert whose update only applies to an expired row."""
     values = {
         "org_id": response.org_id,
         "key": response.key,
@@ -73,9 +66,15 @@ def insert(conn: Connection, response: Response) -> bool:
         "created_at": response.created_at,
         "expires_at": response.expires_at,
     }
-    statement = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(IdempotencyKey)
-    result = conn.execute(statement.values(values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    statement = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(IdempotencyKey).values(
+        values
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=[IdempotencyKey.org_id, IdempotencyKey.key],
+        set_={name: statement.excluded[name] for name in values if name not in ("org_id", "key")},
+        where=IdempotencyKey.expires_at <= statement.excluded.created_at,
+    )
+    return conn.execute(upsert).rowcount == 1
 
 
 def delete_expired(conn: Connection, now: datetime) -> int:

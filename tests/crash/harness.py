@@ -216,6 +216,7 @@ class Request:
     url: str
     key: str
     prompt: str
+    idempotency_key: str
     response: httpx.Response | None = None
     error: BaseException | None = None
     thread: threading.Thread = field(init=False)
@@ -228,7 +229,7 @@ class Request:
         try:
             self.response = httpx.post(
                 f"{self.url}/api/v1/ai/generate-image",
-                headers={"Authorization": f"Bearer {self.key}"},
+                headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": self.idempotency_key},
                 json={"prompt": self.prompt, "model": "flux-schnell"},
                 timeout=60,
             )

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -94,7 +95,7 @@ def kill_at(point: FaultPoint, tenant: Tenant, servers: Servers, tmp_path: Path)
     marker = tmp_path / f"{point.value}.marker"
     KillableFal.marker = marker if point is FaultPoint.PROVIDER else None
     server = servers.start(point, marker)
-    request = Request(server.base, tenant.key, point.prompt)
+    request = Request(server.base, tenant.key, point.prompt, idempotency_key(point))
     deadline = time.monotonic() + 60
     while not marker.exists():
         assert server.proc.poll() is None, f"the server died before reaching {point}:\n{server.log_tail()}"
@@ -111,6 +112,10 @@ def kill_at(point: FaultPoint, tenant: Tenant, servers: Servers, tmp_path: Path)
     return content
 
 
+def idempotency_key(point: FaultPoint) -> str:
+    return f"crash-{point.value}"
+
+
 def files_of(marker: dict[str, Any]) -> set[str]:
     """The storage keys a victim had written when it died (from its marker)."""
     if "thumb_key" in marker:
@@ -118,6 +123,33 @@ def files_of(marker: dict[str, Any]) -> set[str]:
     if marker["point"] == FaultPoint.STORED.value:  # the thumbnail's key; the original is its sibling
         return {marker["key"], marker["key"].rsplit("/", 1)[0] + "/original.webp"}
     return set()
+
+
+RETRIED = (FaultPoint.RESERVED, FaultPoint.STORED, FaultPoint.COMPLETE_UNCOMMITTED, FaultPoint.COMPLETE_COMMITTED)
+
+
+def retry_after_crash(point: FaultPoint, tenant: Tenant, base: str, probe: Probe) -> None:
+    first = probe.generation(tenant.org_id)
+    retry = httpx.post(
+        f"{base}/api/v1/ai/generate-image",
+        headers={"Authorization": f"Bearer {tenant.key}", "Idempotency-Key": idempotency_key(point)},
+        json={"prompt": point.prompt, "model": "flux-schnell"},
+        timeout=60,
+    )
+    assert retry.status_code == 200, (point, retry.text)
+    replayed = retry.headers.get("idempotent-replayed") == "true"
+    if point is FaultPoint.COMPLETE_COMMITTED:
+        assert replayed, point
+        assert retry.json()["data"]["media_id"] == first.media_id
+        assert probe.generation(tenant.org_id).id == first.id  # still exactly one generation
+        return
+    assert not replayed, point
+    statuses = sorted(row.status for row in probe.rows(select(Generation.status).where(Generation.org_id == tenant.org_id)))
+    assert statuses == ["completed", "failed"], (point, statuses)
+    ledger = probe.ledger(tenant.org_id)
+    allowance, used, bonus = probe.account(tenant.org_id)
+    assert sum(row.amount for row in ledger) == allowance - used + bonus, point
+    assert -sum(row.amount for row in ledger if row.kind in ("generation", "refund")) == first.credits, point
 
 
 def check_at_kill(
@@ -207,7 +239,7 @@ def test_sigkill_at_any_point_of_a_generation_ends_completed_or_refunded_exactly
             # Past every reservation's deadline and the sweeper's grace, a fresh process's start-up
             # sweep settles what the dead ones left; the checks run as soon as it answers.
             time.sleep(max(0.0, recovery_time(last_reserved_kill) - time.time()))
-            servers.start()
+            recovered = servers.start()
             left = probe.rows(
                 select(func.count()).select_from(Generation).where(Generation.status == "reserved")
             )
@@ -219,6 +251,14 @@ def test_sigkill_at_any_point_of_a_generation_ends_completed_or_refunded_exactly
             # between storing and committing had written (see the module docstring).
             orphans = stored_files(servers.media_root) - probe.all_media_keys()
             assert orphans == set(), orphans
+
+            # The client, which never got an answer, retries with the same Idempotency-Key: the
+            # generation that committed is replayed (its response was stored in that transaction),
+            # the refunded ones run again; never two charges for one key.
+            for point, tenant in zip(POINTS, tenants, strict=True):
+                if point not in RETRIED:
+                    continue  # their prompts hang or fail at the fake provider by design
+                retry_after_crash(point, tenant, recovered.base, probe)
         finally:
             servers.stop_all()
             probe.close()

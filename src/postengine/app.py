@@ -44,6 +44,7 @@ from postengine.media.endpoints import router as media_router
 from postengine.media.endpoints import uploads_router
 from postengine.media.storage import MediaStorage, storage_from_settings
 from postengine.middleware import RequestContextMiddleware
+from postengine.openapi import add_links, add_response_headers
 from postengine.ops.endpoints import router as ops_router
 from postengine.orgs.snapshot import OrgCache
 from postengine.posts.endpoints import router as posts_router
@@ -308,7 +309,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_openapi(app: FastAPI) -> None:
-    """FastAPI documents a 422 on every endpoint; we never send one (validation errors are 400)."""
+    """FastAPI documents a 422 on every endpoint; we never send one (validation errors are 400). The
+    links between operations (`openapi.LINKS`) and the response headers are added here, once the
+    paths exist."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -323,6 +326,8 @@ def _install_openapi(app: FastAPI) -> None:
                     del responses["422"]
         schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
         schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+        add_links(schema)  # create → get → update → delete, for clients and stateful tests
+        add_response_headers(schema)  # X-Request-Id, rate limits, Retry-After
         schema["components"].setdefault("securitySchemes", {})["bearerAuth"] = {
             "type": "http",
             "scheme": "bearer",

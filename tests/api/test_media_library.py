@@ -214,3 +214,19 @@ async def test_deleting_media_shows_at_once_in_the_posts_that_had_it(
     one = assert_envelope(await client.get(f"/api/v1/posts/{post_id}", headers=tenant.headers), 200)["data"]
     assert one["media_ids"] == []
     assert await listed_media_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/media/%00"),
+        ("DELETE", "/api/v1/media/med_%00abc"),
+        ("POST", "/api/v1/media/%01/complete"),
+        ("GET", "/api/v1/media/" + "m" * 65),
+    ],
+)
+async def test_ids_no_media_item_can_have_are_404(client: httpx.AsyncClient, make_tenant, method: str, path: str) -> None:
+    """Control characters (PostgreSQL refuses a NUL outright: this was a 500 there, found by the
+    schemathesis run) and overlong ids are not found, on both databases."""
+    tenant = await make_tenant()
+    assert_envelope(await client.request(method, path, headers=tenant.headers), 404, "not_found")

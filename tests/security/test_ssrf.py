@@ -390,3 +390,14 @@ async def test_the_real_client_never_connects_to_a_loopback_listener(
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
     assert _connections(socks) == 1
+
+
+async def test_a_redirect_to_a_host_that_is_not_valid_idna_is_refused(
+    client: httpx.AsyncClient, make_tenant, remote
+) -> None:
+    """`xn--` alone is not a valid IDNA label: httpx raises a UnicodeError reading the target's host,
+    which escaped the fetcher as a 500 (found by the schemathesis run). Now refused like any bad URL."""
+    upstream, _ = remote
+    tenant = await make_tenant()
+    await _refused(client, tenant.headers, redirect_url("https://xn--/photo.png", 302))
+    assert set(upstream.addresses) == {PUBLIC}

@@ -24,7 +24,7 @@ router = APIRouter(tags=["AI Generation"])
     "Requires the `ai` scope.",
     response_model=envelope_of(GeneratedImage),
     responses=error_responses(400, 401, 402, 403, 409, 413, 415, 422, 429, 500, 503),
-    openapi_extra=idempotent(body_schema(GenerateImageRequest)),
+    openapi_extra=idempotent(body_schema(GenerateImageRequest), 200),
 )
 async def generate_image(request: Request, caller: AiCaller) -> Response:
     timing = ServerTiming()

@@ -151,8 +151,8 @@ async def fetch(
             return await _fetch(client, httpx.URL(url), max_bytes, resolver, schemes, max_redirects, headers)
     except TimeoutError:
         raise FetchFailed(f"timed out after {timeout:g} s fetching {redact(url)}") from None
-    except httpx.InvalidURL as exc:
-        raise FetchRefused(f"invalid URL: {exc}") from None
+    except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a host that is not valid IDNA
+        raise FetchRefused(f"invalid URL: {str(exc).rstrip('.')}") from None
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -53,7 +53,7 @@ ListQuery = Annotated[MediaListQuery, Depends(LIST_QUERY)]
     "for 15 minutes; then call `POST /media/{id}/complete`. Requires the `write` scope.",
     response_model=envelope_of(UploadTicket),
     responses=error_responses(400, 401, 403, 409, 413, 415, 422, 429),
-    openapi_extra=idempotent(body_schema(UploadRequest)),
+    openapi_extra=idempotent(body_schema(UploadRequest), 201),
 )
 async def start_upload(request: Request, caller: WriteCaller) -> Response:
     async def run(record: Recorder | None) -> tuple[int, Any]:

@@ -37,9 +37,11 @@ def check_size(content_type: str, size: int) -> None:
     media_type = FORMATS[content_type].type
     limit = MAX_SIZE[media_type]
     if size > limit:
+        shown, limit_shown = human_size(size), human_size(limit)
+        if shown == limit_shown:  # just over the limit: rounding would show the same size twice
+            shown, limit_shown = f"{size:,} bytes", f"{limit:,} bytes"
         raise PayloadTooLarge(
-            f"{media_type.capitalize()} files are limited to {human_size(limit)} "
-            f"(this one is {human_size(size)}).",
+            f"{media_type.capitalize()} files are limited to {limit_shown} (this one is {shown}).",
             details={"max_size": limit, "size": size, "type": str(media_type)},
         )
 

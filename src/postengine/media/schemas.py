@@ -3,6 +3,7 @@
 import re
 from typing import Any
 
+import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from postengine.media.kinds import FORMATS, SUPPORTED, normalise_content_type
@@ -72,6 +73,14 @@ class UploadFromUrlRequest(BaseModel):
             raise ValueError("url must not be empty")
         if len(value) > MAX_URL:
             raise ValueError(f"url must be at most {MAX_URL} characters")
+        try:
+            # The fetcher reads the host first; a label that is not valid IDNA (`https://xn--/`)
+            # raises there with an error it does not expect (a 500 before this check).
+            _ = httpx.URL(value).host
+        except httpx.InvalidURL:
+            pass  # refused by the fetcher, as `url_not_allowed`
+        except UnicodeError:
+            raise ValueError("url has an invalid host name") from None
         return value
 
     @field_validator("filename", mode="after")

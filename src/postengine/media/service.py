@@ -58,6 +58,16 @@ def original_key(ctx: AppContext, org_id: str, media_id: str, extension: str) ->
     return f"{ctx.storage.folder(org_id, media_id)}/original.{extension}"
 
 
+def _check_id(media_id: str) -> None:
+    """An id no media item can have (control characters, which PostgreSQL refuses outright, or a
+    length no id has) is simply not found, without asking the database."""
+    if len(media_id) > MAX_ID_LENGTH or not media_id.isprintable():
+        raise _not_found(media_id)
+
+
+MAX_ID_LENGTH = 64
+
+
 def _not_found(media_id: str) -> NotFound:
     return NotFound(f"No media item {media_id[:40]!r} in your organization.")
 
@@ -119,6 +129,7 @@ async def start_upload(
 
 
 async def complete_upload(ctx: AppContext, caller: Caller, media_id: str) -> dict[str, Any]:
+    _check_id(media_id)
     row = await ctx.db.run_read(lambda conn: repository.get_media(conn, caller.org_id, media_id))
     if row is None:
         raise _not_found(media_id)
@@ -205,6 +216,7 @@ async def _discard_upload(ctx: AppContext, org_id: str, media_id: str, key: str)
 
 
 async def get_media(ctx: AppContext, caller: Caller, media_id: str) -> dict[str, Any]:
+    _check_id(media_id)
     row = await ctx.db.run_read(lambda conn: repository.get_media(conn, caller.org_id, media_id))
     if row is None:
         raise _not_found(media_id)
@@ -251,6 +263,8 @@ def changed(ctx: AppContext, org_id: str) -> None:
 
 
 async def delete_media(ctx: AppContext, caller: Caller, media_id: str, *, force: bool) -> None:
+    _check_id(media_id)
+
     def remove(conn: Connection) -> str | None:
         """The deleted item's storage key; None if there is no such item."""
         row = repository.lock_media(conn, caller.org_id, media_id)

@@ -93,7 +93,7 @@ def _utc(field: str, value: datetime | None) -> datetime | None:
     "Requires the `write` scope; counts against the `posts` rate limits.",
     response_model=envelope_of(CreatedPost),
     responses=error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
-    openapi_extra=idempotent(body_schema(CreatePostRequest)),
+    openapi_extra=idempotent(body_schema(CreatePostRequest), 201),
 )
 async def create_post(request: Request, caller: PostsWriteCaller) -> Response:
     async def run(record: Recorder | None) -> tuple[int, Any]:

@@ -124,6 +124,8 @@ class PostFields(BaseModel):
             return None
         if any(not media_id.strip() for media_id in value):
             raise ValueError("media_ids must not contain empty ids")
+        for media_id in value:
+            _without_nul(media_id, "media_ids")  # looked up in PostgreSQL, whose text cannot hold NUL
         return list(dict.fromkeys(value))
 
     @field_validator("scheduled_at")

@@ -154,6 +154,23 @@ async def test_duplicate_while_running_is_409_then_replays(settings, clock, make
     assert await count(db, Generation, org_id=tenant.org_id) == 1
 
 
+async def test_a_client_that_goes_away_frees_its_key(settings, clock, make_tenant, db) -> None:
+    """Cancelled mid-generation: refunded, nothing stored, the lock let go, so the retry runs at once."""
+    tenant = await make_tenant()
+    provider = GatedProvider()
+    async with client_with(settings, clock, provider) as client:
+        first = asyncio.create_task(client.post(GEN, headers=keyed(tenant, "gone"), json=PROMPT))
+        await asyncio.wait_for(provider.started.wait(), 10)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        provider.release.set()
+        retry = await client.post(GEN, headers=keyed(tenant, "gone"), json=PROMPT)
+    assert assert_envelope(retry, 200)["data"]["credits_remaining"] == 495
+    assert "idempotent-replayed" not in retry.headers
+    assert await count(db, Generation, org_id=tenant.org_id, status="failed") == 1
+    assert await count(db, CreditLedgerEntry, org_id=tenant.org_id, kind="refund") == 1
+
+
 async def test_concurrent_duplicates_run_once(settings, clock, make_tenant, db) -> None:
     """Twelve identical requests at once: one generation, one charge; every other answer is a 409 or,
     once the first has finished, its replay."""

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+import anyio
 import redis.asyncio
 from redis.exceptions import RedisError
 
@@ -38,7 +39,7 @@ class LockStore(Protocol):
         ...
 
     async def release(self, name: str, token: str) -> None:
-        """Give the lock back, if `token` still holds it."""
+        """Give the lock back, if `token` still holds it; also when the caller is being cancelled."""
         ...
 
 
@@ -61,6 +62,7 @@ class MemoryLocks:
         return None
 
     async def release(self, name: str, token: str) -> None:
+        # Never awaits, so a cancelled request (its client went away) still lets go.
         held = self._held.get(name)
         if held is not None and held[0] == token:
             del self._held[name]
@@ -113,6 +115,9 @@ class RedisLocks:
 
     async def release(self, name: str, token: str) -> None:
         try:
-            await self._release(keys=[self._prefix + name], args=[token])
+            # Even when the request is being cancelled (its client went away): otherwise the key would
+            # answer 409 until the lock expires.
+            with anyio.CancelScope(shield=True):
+                await self._release(keys=[self._prefix + name], args=[token])
         except (RedisError, OSError) as exc:
             log.warning("idempotency lock not released (it expires by itself): %s", type(exc).__name__)

@@ -2,10 +2,12 @@
 
 Every statement is scoped by the organisation; only the sweeper deletes by expiry alone."""
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,13 +32,17 @@ _SELECT = select(
 )
 
 
+# Built once, with bind parameters: statements built per call cost more than running them (SQLite).
+_FIND = _SELECT.where(
+    IdempotencyKey.org_id == bindparam("b_org_id"),
+    IdempotencyKey.key == bindparam("b_key"),
+    IdempotencyKey.expires_at > bindparam("b_now"),
+)
+
+
 def find(conn: Connection, org_id: str, key: str, now: datetime) -> Stored | None:
     """The key's stored response, unless it has expired."""
-    row = conn.execute(
-        _SELECT.where(
-            IdempotencyKey.org_id == org_id, IdempotencyKey.key == key, IdempotencyKey.expires_at > now
-        )
-    ).first()
+    row = conn.execute(_FIND, {"b_org_id": org_id, "b_key": key, "b_now": now}).first()
     return None if row is None else Stored(*row)
 
 
@@ -50,6 +56,20 @@ class Response:
     body: bytes
     created_at: datetime
     expires_at: datetime
+
+
+_REPLACED = ("endpoint", "fingerprint", "status_code", "body", "created_at", "expires_at")
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """INSERT …, or replace the row under the key if it has expired; touches no live row."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(IdempotencyKey)
+    return statement.on_conflict_do_update(
+        index_elements=[IdempotencyKey.org_id, IdempotencyKey.key],
+        set_={name: statement.excluded[name] for name in _REPLACED},
+        where=IdempotencyKey.expires_at <= statement.excluded.created_at,
+    )
 
 
 def insert(conn: Connection, response: Response) -> bool:
@@ -66,15 +86,7 @@ def insert(conn: Connection, response: Response) -> bool:
         "created_at": response.created_at,
         "expires_at": response.expires_at,
     }
-    statement = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(IdempotencyKey).values(
-        values
-    )
-    upsert = statement.on_conflict_do_update(
-        index_elements=[IdempotencyKey.org_id, IdempotencyKey.key],
-        set_={name: statement.excluded[name] for name in values if name not in ("org_id", "key")},
-        where=IdempotencyKey.expires_at <= statement.excluded.created_at,
-    )
-    return conn.execute(upsert).rowcount == 1
+    return conn.execute(_upsert(conn.dialect.name), values).rowcount == 1
 
 
 def delete_expired(conn: Connection, now: datetime) -> int:

@@ -38,6 +38,7 @@ from postengine.idempotency.locks import MemoryLocks, RedisLocks
 from postengine.kit import listcache
 from postengine.kit.clock import Clock, SystemClock
 from postengine.kit.epoch import REMOTE_KEY, Epoch, follow_remote
+from postengine.kit.tasks import cancel_requested
 from postengine.media import service as media_service
 from postengine.media.cdn import router as cdn_router
 from postengine.media.endpoints import router as media_router
@@ -58,6 +59,7 @@ from postengine.ratelimit.redis_store import connect as redis_connect
 from postengine.ratelimit.store import MemoryRateLimitStore, RateLimitStore
 
 log = logging.getLogger("postengine.app")
+SHUTDOWN_SECONDS = 10.0  # how long the background tasks get to stop once cancelled
 
 API_DESCRIPTION = """\
 AI image generation for social media. Generate an image from a prompt, pay for it with AI credits,
@@ -148,7 +150,13 @@ def create_app(
             finally:
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                if tasks:
+                    # Bounded: a task that ignored its cancellation must not hang the shutdown.
+                    _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_SECONDS)
+                    for task in stuck:
+                        log.error(
+                            "background task %s did not stop within %s s", task.get_name(), SHUTDOWN_SECONDS
+                        )
                 await ctx.authenticator.flush_last_used()
                 if ctx.rate_limits is not rate_limits:  # opened here, not handed in: ours to close
                     await close_rate_limit_store(ctx.rate_limits)
@@ -235,6 +243,8 @@ async def _every(seconds: float, job: Callable[[], Awaitable[Any]]) -> None:
         try:
             await job()
         except Exception:
+            if cancel_requested():
+                raise asyncio.CancelledError from None  # a cancellation a driver reported as an error
             log.exception("background job failed; retrying in %s s", seconds)
 
 

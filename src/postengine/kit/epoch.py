@@ -19,6 +19,8 @@ import weakref
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from postengine.kit.tasks import cancel_requested
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -79,6 +81,8 @@ async def follow_remote(path: Path, client: Any, key: str, interval: float = CHE
         try:
             raw = await client.get(key)
         except Exception as exc:  # redis-py's errors, timeouts, a closed connection
+            if cancel_requested():
+                raise asyncio.CancelledError from exc  # a cancellation that redis-py reported as an error
             if not failing:
                 log.warning("cannot read the shared epoch from Redis (%s); retrying", type(exc).__name__)
             failing = True

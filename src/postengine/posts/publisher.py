@@ -48,6 +48,7 @@ from postengine.accounts.connectors import (
 from postengine.db import Database
 from postengine.kit import listcache
 from postengine.kit.clock import Clock, to_datetime
+from postengine.kit.tasks import cancel_requested
 from postengine.ops import metrics
 from postengine.posts import queue
 from postengine.posts.queue import Claimed
@@ -190,6 +191,8 @@ class Publisher:
             try:
                 report = await self.run_once()
             except Exception:
+                if cancel_requested():
+                    raise asyncio.CancelledError from None  # a cancellation a driver reported as an error
                 log.exception("publisher cycle failed; retrying in %s s", self.config.poll_seconds)
                 report = CycleReport()
             if report.claimed and on_cycle is not None:

@@ -7,11 +7,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.servers import stop, wait_until_serving
 
 SEED_CURL_BODY = """{
     "prompt": "A flat-lay photo of a coffee cup, notebook, and succulent on a marble desk, warm morning light, minimal aesthetic",
@@ -48,26 +49,10 @@ def server(tmp_path: Path):
     )
     base = f"http://localhost:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("server did not start within 60 s")
-            time.sleep(0.2)
+        wait_until_serving(proc, f"{base}/openapi.json", output=lambda: proc.stderr.read() if proc.stderr else "")
         yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, seconds=15)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.servers import stop, wait_until_serving
 from tests.test_e2e_http import SEED_KEY, free_port, server_env
 
 GOOD_KEY = "AIzaSy-e2e-test-key-0123456789abcdef"
@@ -151,16 +151,7 @@ def test_serve_generates_through_gemini_over_real_http(fake_gemini: str, tmp_pat
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://localhost:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start within 60 s"
-            time.sleep(0.2)
+        wait_until_serving(proc, f"{base}/openapi.json", output=lambda: proc.stderr.read() if proc.stderr else "")
         headers = {"Authorization": f"Bearer {SEED_KEY}"}
         response = httpx.post(f"{base}/api/v1/ai/generate-image", headers=headers, timeout=60,
                               json={"prompt": "A calm harbour at dawn", "model": "nano-banana-pro", "aspect_ratio": "16:9"})
@@ -177,12 +168,7 @@ def test_serve_generates_through_gemini_over_real_http(fake_gemini: str, tmp_pat
                              json={"prompt": "a cat", "model": "flux-schnell"})
         assert offline.status_code == 200
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, seconds=15)
     logs = proc.stderr.read() if proc.stderr else ""
     assert GOOD_KEY not in logs
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]

@@ -14,18 +14,15 @@ import secrets
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
-from PIL import Image
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -39,6 +36,8 @@ from postengine.kit.clock import utcnow
 from postengine.models import CreditAccount, CreditLedgerEntry, Generation, Media, Organization
 from postengine.orgs import service as orgs
 from tests.scaleout.cluster import EXE, FAL_KEY, FakeFal, free_port
+from tests.scaleout.cluster import fake_fal as cluster_fake_fal
+from tests.servers import reap, wait_until_serving
 
 FAULTS_DIR = Path(__file__).with_name("faultinject")
 SECRET = "crash-tests-secret-" + secrets.token_hex(16)
@@ -103,22 +102,13 @@ def write_marker(path: Path, content: dict[str, Any]) -> None:
 
 @contextmanager
 def fake_fal() -> Iterator[str]:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (40, 90, 200)).save(buffer, format="PNG")
-    FakeFal.png = buffer.getvalue()
-    FakeFal.calls = []
     KillableFal.release = threading.Event()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), KillableFal)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        with cluster_fake_fal(KillableFal) as url:
+            yield url
     finally:
         KillableFal.release.set()
         KillableFal.marker = None
-        server.shutdown()
-        server.server_close()
 
 
 # -- server processes ----------------------------------------------------------------------------
@@ -181,17 +171,9 @@ class Servers:
             )
         server = Server(proc, f"http://127.0.0.1:{port}", log)
         self.started.append(server)
-        deadline = time.monotonic() + 90
-        while True:
-            # uvicorn answers only once the lifespan (and with it the start-up sweep) has finished.
-            assert proc.poll() is None, f"postengine serve exited at start-up:\n{server.log_tail()}"
-            try:
-                if httpx.get(f"{server.base}/openapi.json", timeout=2).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "postengine serve did not answer within 90 s"
-            time.sleep(0.05)
+        # uvicorn answers only once the lifespan (and with it the start-up sweep) has finished.
+        wait_until_serving(proc, f"{server.base}/openapi.json", output=server.log_tail)
+        return server
 
     def kill(self, server: Server) -> None:
         os.killpg(server.proc.pid, signal.SIGKILL)
@@ -202,11 +184,7 @@ class Servers:
             if server.proc.poll() is None:
                 os.killpg(server.proc.pid, signal.SIGTERM)
         for server in self.started:
-            try:
-                server.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.proc.pid, signal.SIGKILL)
-                server.proc.wait()
+            reap(server.proc, group=True)
 
 
 @dataclass

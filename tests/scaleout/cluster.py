@@ -26,12 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 from PIL import Image
 
 from tests.conftest import fresh_pg_database
 from tests.redis_support import REDIS_URL, require_redis
+from tests.servers import reap, wait_until_serving
 
 EXE = str(Path(sys.executable).with_name("postengine"))
 FAL_KEY = "fal-scaleout-test-key:0123456789abcdef"
@@ -78,12 +78,13 @@ class FakeFal(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def fake_fal() -> Iterator[str]:
+def fake_fal(handler: type[FakeFal] = FakeFal) -> Iterator[str]:
+    """FakeFal (or a subclass of it) on a loopback port of its own; yields its base URL."""
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 80, 40)).save(buffer, format="PNG")
     FakeFal.png = buffer.getvalue()
     FakeFal.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeFal)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -131,16 +132,9 @@ class Cluster:
             )
         self.processes.append(proc)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (self.tmp_path / f"serve-{port}.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                    return base
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "postengine serve did not answer within 90 s"
-            time.sleep(0.1)
+        log_path = self.tmp_path / f"serve-{port}.log"
+        wait_until_serving(proc, f"{base}/openapi.json", output=lambda: log_path.read_text()[-3000:])
+        return base
 
     def worker(self, *args: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen([EXE, "worker", *args], env=self.env, stdout=subprocess.DEVNULL,
@@ -151,13 +145,9 @@ class Cluster:
     def stop(self) -> None:
         for proc in self.processes:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGTERM)  # all at once, then wait for each
         for proc in self.processes:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            reap(proc, group=True)
 
     # -- data -----------------------------------------------------------------------------------
 

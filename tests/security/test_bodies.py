@@ -21,7 +21,6 @@ import io
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import httpx
 import psutil
 import pytest
 from PIL import Image
+
+from tests.servers import stop, wait_until_serving
 
 EXE = str(Path(sys.executable).with_name("postengine"))
 IDLE_SECONDS = 2  # PE_BODY_IDLE_TIMEOUT_SECONDS of the server under test
@@ -109,25 +110,10 @@ def running_server(root: Path, **env: str) -> Iterator[Server]:
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "postengine serve did not answer within 90 s"
-            time.sleep(0.1)
+        wait_until_serving(proc, f"http://127.0.0.1:{port}/healthz", output=lambda: log_path.read_text()[-3000:])
         yield Server(port=port, pid=proc.pid, key=key, media_root=data / "media")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, group=True)
 
 
 @pytest.fixture(scope="module")

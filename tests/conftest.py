@@ -82,6 +82,17 @@ def fresh_pg_database() -> Iterator[str]:
         asyncio.run(drop())
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def process_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLite file under `tmp_path/data`, or a fresh PostgreSQL database of this test's own."""
+    if request.param == "sqlite":
+        (tmp_path / "data").mkdir(exist_ok=True)
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}"
+    else:
+        with fresh_pg_database() as url:
+            yield url
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     with fresh_pg_database() as url:

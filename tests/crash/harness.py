@@ -5,7 +5,6 @@ The fault points themselves live in `faultinject/sitecustomize.py` (see its docs
 a server process by putting that folder on its PYTHONPATH.
 """
 
-import asyncio
 import functools
 import io
 import json
@@ -24,7 +23,6 @@ from typing import Any, ClassVar
 
 import httpx
 from sqlalchemy import Connection, select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from postengine import migrate
 from postengine.auth import keys as key_service
@@ -35,6 +33,7 @@ from postengine.db import Database
 from postengine.kit.clock import utcnow
 from postengine.models import CreditAccount, CreditLedgerEntry, Generation, Media, Organization
 from postengine.orgs import service as orgs
+from tests import processes
 from tests.scaleout.cluster import EXE, FAL_KEY, FakeFal, free_port
 from tests.scaleout.cluster import fake_fal as cluster_fake_fal
 from tests.servers import reap, wait_until_serving
@@ -260,19 +259,8 @@ def _grant_pack(conn: Connection, *, org_id: str, now: datetime) -> None:
     credits.grant_pack(conn, org_id=org_id, amount=7, now=now)
 
 
-class Probe:
-    """Synchronous reads of the servers' database from the test, on an event loop of its own."""
-
-    def __init__(self, url: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.engine = create_async_engine(url)
-
-    def rows(self, statement: Any) -> list[Any]:
-        async def run() -> list[Any]:
-            async with self.engine.connect() as conn:
-                return list((await conn.execute(statement)).all())
-
-        return self.loop.run_until_complete(run())
+class Probe(processes.Probe):
+    """The servers' database, read by the test."""
 
     def generation(self, org_id: str) -> Any:
         rows = self.rows(
@@ -330,9 +318,6 @@ class Probe:
                 keys.add(thumbnail_key)
         return keys
 
-    def close(self) -> None:
-        self.loop.run_until_complete(self.engine.dispose())
-        self.loop.close()
 
 
 def stored_files(media_root: Path) -> set[str]:

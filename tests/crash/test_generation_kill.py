@@ -40,7 +40,6 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,6 @@ import pytest
 from sqlalchemy import func, select
 
 from postengine.models import Generation
-from tests.conftest import fresh_pg_database
 from tests.crash.harness import (
     FaultPoint,
     KillableFal,
@@ -77,16 +75,6 @@ POINTS = [
 ]
 SETTLED_AT_KILL = {FaultPoint.COMPLETE_COMMITTED: "completed", FaultPoint.REFUND_COMMITTED: "failed"}
 SWEEPER_ERROR = "deadline passed (sweeper)"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def crash_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        (tmp_path / "data").mkdir(exist_ok=True)
-        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}"
-    else:
-        with fresh_pg_database() as url:
-            yield url
 
 
 def kill_at(point: FaultPoint, tenant: Tenant, servers: Servers, tmp_path: Path) -> dict[str, Any]:
@@ -220,12 +208,12 @@ def check_settled(
 
 
 def test_sigkill_at_any_point_of_a_generation_ends_completed_or_refunded_exactly_once(
-    tmp_path: Path, crash_database_url: str
+    tmp_path: Path, process_database_url: str
 ) -> None:
-    tenants = asyncio.run(seed(crash_database_url, len(POINTS)))
-    probe = Probe(crash_database_url)
+    tenants = asyncio.run(seed(process_database_url, len(POINTS)))
+    probe = Probe(process_database_url)
     with fake_fal() as fal_url:
-        servers = Servers(tmp_path, crash_database_url, fal_url)
+        servers = Servers(tmp_path, process_database_url, fal_url)
         try:
             before = {tenant.org_id: probe.account(tenant.org_id) for tenant in tenants}
             markers: dict[FaultPoint, dict[str, Any]] = {}

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import insert
 
 from postengine import migrate
 from postengine.credits.plans import Plan
@@ -25,20 +24,15 @@ from postengine.db import Database
 from postengine.kit.clock import utcnow
 from postengine.models import Post, PostDestination, SocialAccount
 from postengine.orgs import service as orgs
-from tests.conftest import fresh_pg_database
+from tests import processes
 
 POSTS, ACCOUNTS = 25, 16  # 400 destinations
 EXE = str(Path(sys.executable).with_name("postengine"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        (tmp_path / "data").mkdir(exist_ok=True)
-        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'postengine.db'}"
-    else:
-        with fresh_pg_database() as url:
-            yield url
+@pytest.fixture
+def database_url(process_database_url: str) -> str:
+    return process_database_url
 
 
 def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
@@ -51,26 +45,9 @@ def worker_env(tmp_path: Path, database_url: str) -> dict[str, str]:
     }
 
 
-class Probe:
-    """Synchronous reads of the workers' database from the test, on an event loop of its own."""
-
-    def __init__(self, url: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.engine = create_async_engine(url)
-
-    def rows(self, sql: str) -> list[Any]:
-        async def run() -> list[Any]:
-            async with self.engine.connect() as conn:
-                return list((await conn.execute(text(sql))).all())
-
-        return self.loop.run_until_complete(run())
-
+class Probe(processes.Probe):
     def scalar(self, sql: str) -> Any:
         return self.rows(sql)[0][0]
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.engine.dispose())
-        self.loop.close()
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ async def respond(request: Request, caller: Caller, handler: Handler) -> Respons
             ctx.clock.time(),
         )
         try:
-            status, data = await handler(claim.record)
+            await handler(claim.record)
         except ClaimLost:
             # Another attempt with this key committed first (our lock had been lost): its answer is
             # the answer, and everything this attempt did was rolled back (or refunded).
@@ -127,13 +127,8 @@ async def respond(request: Request, caller: Caller, handler: Handler) -> Respons
             if replay is None:
                 raise IdempotencyInProgress(IN_PROGRESS_RETRY_AFTER) from None
             return replay
-        if claim.response is None:  # the service did not record in its own transaction: record now
-            try:
-                await ctx.db.run(lambda conn: claim.record(conn, status, data))
-            except ClaimLost:
-                log.warning("idempotency key of %s answered twice; the first answer is stored", caller.org_id)
-                return ok(request, data, status=status)
-        assert claim.response is not None
+        # Every handler's service records its response inside its last transaction (`Recorder`).
+        assert claim.response is not None, "the service did not record its response"
         status, body = claim.response
         return Response(body, status, headers=extra_headers(request), media_type="application/json")
     finally:

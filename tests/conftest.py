@@ -131,8 +131,8 @@ def clock() -> FakeClock:
     return FakeClock(start=time.time())
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def make_settings(tmp_path: Path, database_url: str, **extra: object) -> Settings:
+    """The tests' settings: data and media under `tmp_path`, the tests' secret, plain-text logs."""
     return Settings(
         database_url=database_url,
         data_dir=tmp_path / "data",
@@ -140,7 +140,13 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=SECRET,  # type: ignore[arg-type]
         public_media_url="http://testserver/cdn",
         log_json=False,
+        **extra,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, database_url)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from postengine.config import Settings
 from postengine.db import Database
 from postengine.kit.clock import FakeClock
 from postengine.ratelimit.store import MemoryRateLimitStore
-from tests.ops.helpers import ops_settings, serving
+from tests.conftest import make_settings
+from tests.ops.helpers import serving
 from tests.relay import TcpRelay
 
 
@@ -73,7 +74,7 @@ async def test_readyz_names_the_database_when_postgresql_is_down(pg_database: st
     await relay.start()
     url = pg_database.replace(f"@{target.hostname}:{target.port}/", f"@127.0.0.1:{relay.port}/")
     clock = FakeClock(start=time.time())
-    app = create_app(ops_settings(tmp_path, url), clock=clock, background=False)
+    app = create_app(make_settings(tmp_path, url), clock=clock, background=False)
     try:
         async with serving(app) as client:
             assert (await client.get("/readyz")).status_code == 200
@@ -101,7 +102,7 @@ async def test_readyz_names_redis_when_it_is_down(redis_url: str, sqlite_databas
     relay = TcpRelay(target.hostname or "127.0.0.1", target.port or 6379)
     await relay.start()
     clock = FakeClock(start=time.time())
-    settings = ops_settings(
+    settings = make_settings(
         tmp_path,
         sqlite_database,
         redis_url=f"redis://127.0.0.1:{relay.port}{target.path or '/0'}",
@@ -141,7 +142,7 @@ async def test_readyz_names_redis_when_it_is_down(redis_url: str, sqlite_databas
 async def test_metrics_token(
     sqlite_database: str, tmp_path: Path, header: str | None, status: int
 ) -> None:
-    settings = ops_settings(tmp_path, sqlite_database, metrics_token="s3cret-metrics-token")
+    settings = make_settings(tmp_path, sqlite_database, metrics_token="s3cret-metrics-token")
     app = create_app(settings, clock=FakeClock(start=time.time()), background=False)
     async with serving(app) as client:
         response = await client.get("/metrics", headers={"Authorization": header} if header else {})
@@ -175,7 +176,7 @@ async def test_readyz_names_the_storage_when_the_bucket_is_unreachable(
         client_options={"allow_http": True, "connect_timeout": "1s"},
     )
     clock = FakeClock(start=time.time())
-    app = create_app(ops_settings(tmp_path, sqlite_database), clock=clock, storage=S3Storage(store), background=False)
+    app = create_app(make_settings(tmp_path, sqlite_database), clock=clock, storage=S3Storage(store), background=False)
     async with serving(app) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
@@ -188,6 +189,6 @@ async def test_readyz_names_the_storage_when_the_bucket_is_unreachable(
 
 async def test_an_empty_metrics_token_means_none(sqlite_database: str, tmp_path: Path) -> None:
     # What compose writes for an unset ${PE_METRICS_TOKEN:-}.
-    app = create_app(ops_settings(tmp_path, sqlite_database, metrics_token=""), background=False)
+    app = create_app(make_settings(tmp_path, sqlite_database, metrics_token=""), background=False)
     async with serving(app) as client:
         assert (await client.get("/metrics")).status_code == 200

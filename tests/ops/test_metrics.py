@@ -32,8 +32,8 @@ from postengine.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_metrics
 from postengine.orgs import service as orgs
 from postengine.posts.publisher import Publisher
 from tests.api.helpers import ScriptedProvider, client_with
-from tests.conftest import SECRET
-from tests.ops.helpers import ops_settings, serving
+from tests.conftest import SECRET, make_settings
+from tests.ops.helpers import serving
 from tests.posts.helpers import add_account
 
 GEN = "/api/v1/ai/generate-image"
@@ -163,7 +163,7 @@ async def test_publish_outcomes(tmp_path: Path) -> None:
         async def find_published(self, request: PublishRequest) -> PublishResult | None:
             return None
 
-    app = create_app(ops_settings(tmp_path, database_url), clock=clock, background=False)
+    app = create_app(make_settings(tmp_path, database_url), clock=clock, background=False)
     try:
         async with serving(app) as client:
             headers = {"Authorization": f"Bearer {secret}"}

@@ -19,7 +19,7 @@ from postengine.kit.clock import to_datetime
 from postengine.kit.epoch import REMOTE_KEY, bump_remote
 from postengine.models import Post
 from tests.api.test_conventions import assert_envelope
-from tests.conftest import SECRET
+from tests.conftest import make_settings
 from tests.scaleout.cluster import REDIS_URL, require_redis
 
 
@@ -27,16 +27,7 @@ from tests.scaleout.cluster import REDIS_URL, require_redis
 def settings(database_url: str, tmp_path: Path) -> Iterator[Settings]:
     require_redis()
     prefix = f"pe_test_{secrets.token_hex(6)}:"
-    yield Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        storage_url=f"file://{tmp_path / 'media'}",
-        secret_key=SECRET,  # type: ignore[arg-type]
-        public_media_url="http://testserver/cdn",
-        log_json=False,
-        redis_url=REDIS_URL,
-        redis_prefix=prefix,
-    )
+    yield make_settings(tmp_path, database_url, redis_url=REDIS_URL, redis_prefix=prefix)
     client = redis.Redis.from_url(REDIS_URL)
     stale = list(client.scan_iter(match=f"{prefix}*"))
     if stale:
